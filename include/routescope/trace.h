@@ -1,0 +1,119 @@
+// The trace store: a directory with manifest.json and safetensors shards (DESIGN.md, "Trace store").
+//
+// Shard k (shard-00000.safetensors, …) holds the corpus sequences [k·S, (k+1)·S) in corpus order,
+// S = manifest.seqs_per_shard, so a shard's content does not depend on batching and an interrupted
+// run resumes by skipping the shards that exist. Tensors of one shard (n_seq S, n_tok T, n_moe L,
+// n_expert E, top_k K; numpy/torch read them with no routescope code):
+//   seq_index  I64 [S]        position of the sequence in the corpus order
+//   seq_group  I64 [S]        parallel-group id (FLoRes line index), -1 when unpaired
+//   seq_lang   I32 [S]        index into manifest.langs
+//   seq_domain I32 [S]        index into manifest.domains
+//   seq_offset I64 [S+1]      token offsets: sequence s owns tokens [seq_offset[s], seq_offset[s+1])
+//   tokens     I32 [T]        token ids (BOS included when the model adds one)
+//   probs      F16|F32 [T,L,E] routing distribution p_t = softmax(z_t) over all E (biased) logits
+//   topk       I16 [T,L,K]    expert ids the model actually selected, in the model's order
+//   logits     F32 [T,L,E]    optional (--logits): the pre-gating logits z_t as seen by the router
+// The safetensors __metadata__ holds {"format": "routescope-trace", "version": "1", "seq_ids": JSON}.
+// Files are written to a temporary name and renamed, so a shard on disk is always complete.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace rs {
+
+inline constexpr int kTraceVersion = 1;
+
+// What a trace was recorded from and how; manifest.json is this struct as JSON.
+struct TraceManifest {
+    int version = kTraceVersion;
+    std::string tool_version;
+    // model
+    std::string model_path;
+    std::string model_sha256;
+    std::string arch;             // general.architecture, e.g. "qwen3moe"
+    std::string model_name;       // general.name when present
+    int n_layer = 0;              // all blocks
+    std::vector<int> moe_layers;  // block indices that have a router, ascending
+    int n_expert = 0;
+    int top_k = 0;
+    std::string gating;  // softmax | softmax_topk | sigmoid | …, as the model selects experts
+    // corpus
+    std::string corpus;  // spec, e.g. "flores:/path/devtest"
+    std::vector<std::string> langs;
+    std::vector<std::string> domains;
+    int64_t n_sequences = 0;  // sequences the run covers (after --limit)
+    int seqs_per_shard = 0;
+    std::string probs_dtype = "f16";  // f16 | f32
+    bool has_logits = false;
+    nlohmann::json options = nlohmann::json::object();  // batch size, max tokens, threads, steering spec …
+};
+
+nlohmann::json manifest_to_json(const TraceManifest & m);
+TraceManifest manifest_from_json(const nlohmann::json & j);  // throws rs::Error on a bad/too new manifest
+
+// Metadata of one sequence inside a shard.
+struct TraceSeq {
+    int64_t index = 0;  // position in corpus order
+    int64_t group = -1;
+    int32_t lang = 0;    // index into TraceManifest::langs
+    int32_t domain = 0;  // index into TraceManifest::domains
+    std::string id;
+    int64_t tok_begin = 0;  // first token row in the shard
+    int64_t n_tok = 0;
+};
+
+// One shard in memory. probs are always f32 here (converted from f16 on read).
+struct TraceShard {
+    int n_moe = 0, n_expert = 0, top_k = 0;
+    std::vector<TraceSeq> seqs;
+    std::vector<int32_t> tokens;  // [T]
+    std::vector<float> probs;     // [T, n_moe, n_expert]
+    std::vector<int16_t> topk;    // [T, n_moe, top_k]
+    std::vector<float> logits;    // [T, n_moe, n_expert] or empty
+
+    int64_t n_tok() const { return (int64_t)tokens.size(); }
+    // p of token row t (shard-relative) in MoE layer slot l: [n_expert]
+    std::span<const float> p(int64_t t, int l) const {
+        return {probs.data() + (t * n_moe + l) * n_expert, (size_t)n_expert};
+    }
+    std::span<const int16_t> ids(int64_t t, int l) const {
+        return {topk.data() + (t * n_moe + l) * top_k, (size_t)top_k};
+    }
+    // p rows of sequence s in layer slot l are strided; copy them out as [n_tok, E].
+    std::vector<float> seq_probs(size_t s, int l) const;
+    std::vector<int16_t> seq_topk(size_t s, int l) const;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+std::string shard_file_name(int64_t shard);  // "shard-00042.safetensors"
+
+// Writes manifest.json atomically (temp file + rename).
+void write_manifest(const std::string & dir, const TraceManifest & m);
+
+// Writes one shard atomically. probs/logits are given in f32; probs are stored as m.probs_dtype.
+void write_shard(const std::string & dir, int64_t shard, const TraceManifest & m, const TraceShard & s);
+
+// Prepares `dir` for a run. If it holds no trace, creates it. If it holds a trace of the same model
+// and corpus and options and `resume` is set, returns the shard indices already complete.
+// Otherwise throws rs::Error (a different model's trace, or an existing trace without --resume).
+std::vector<int64_t> prepare_trace_dir(const std::string & dir, const TraceManifest & m, bool resume);
+
+// ---------------------------------------------------------------------------------------------
+// Reading
+
+TraceManifest read_manifest(const std::string & dir);  // throws rs::Error with a hint
+int64_t trace_n_shards(const TraceManifest & m);
+TraceShard read_shard(const std::string & dir, const TraceManifest & m, int64_t shard);
+
+// The shard indices present on disk (complete files), ascending.
+std::vector<int64_t> list_shards(const std::string & dir);
+
+}  // namespace rs

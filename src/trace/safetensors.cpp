@@ -1,0 +1,155 @@
+// Minimal safetensors reader/writer; see safetensors.h.
+#include "safetensors.h"
+
+#include <bit>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include "routescope/common.h"
+
+namespace rs {
+
+static_assert(std::endian::native == std::endian::little, "the trace store assumes a little-endian host");
+
+size_t st_dtype_size(const std::string & dtype) {
+    if (dtype == "F16" || dtype == "I16") return 2;
+    if (dtype == "F32" || dtype == "I32") return 4;
+    if (dtype == "F64" || dtype == "I64") return 8;
+    if (dtype == "U8" || dtype == "I8") return 1;
+    throw Error(fmt::format("safetensors: unsupported dtype '{}'", dtype));
+}
+
+void st_write(const std::string & path, std::span<const StTensorView> tensors,
+              const std::map<std::string, std::string> & metadata) {
+    nlohmann::ordered_json header;
+    if (!metadata.empty()) header["__metadata__"] = metadata;
+    size_t offset = 0;
+    for (const auto & t : tensors) {
+        size_t n = 1;
+        for (int64_t d : t.shape) n *= (size_t)d;
+        RS_ASSERT(n * st_dtype_size(t.dtype) == t.nbytes);
+        header[t.name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.nbytes}}};
+        offset += t.nbytes;
+    }
+    std::string h = header.dump();
+    h.append((8 - h.size() % 8) % 8, ' ');  // pad so the data section is 8-byte aligned
+    const uint64_t n_header = h.size();
+
+    const std::string tmp = fmt::format("{}.tmp-{}", path, getpid());
+    {
+        std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+        if (!f) throw Error(fmt::format("cannot write {} (check the directory exists and is writable)", tmp));
+        f.write(reinterpret_cast<const char *>(&n_header), 8);
+        f.write(h.data(), (std::streamsize)h.size());
+        for (const auto & t : tensors) f.write(static_cast<const char *>(t.data), (std::streamsize)t.nbytes);
+        f.flush();
+        if (!f) throw Error(fmt::format("write failed for {} (disk full?)", tmp));
+    }
+    std::error_code ec;
+    std::filesystem::rename(tmp, path, ec);
+    if (ec) throw Error(fmt::format("cannot rename {} to {}: {}", tmp, path, ec.message()));
+}
+
+static nlohmann::json parse_header(const std::string & path, const uint8_t * p, size_t size, size_t & data_start) {
+    if (size < 8) throw Error(fmt::format("{}: not a safetensors file (too short)", path));
+    uint64_t n = 0;
+    std::memcpy(&n, p, 8);
+    if (n > size - 8 || n > (100u << 20)) throw Error(fmt::format("{}: corrupt safetensors header length", path));
+    data_start = 8 + n;
+    try {
+        return nlohmann::json::parse(p + 8, p + 8 + n);
+    } catch (const nlohmann::json::exception & e) {
+        throw Error(fmt::format("{}: corrupt safetensors header ({})", path, e.what()));
+    }
+}
+
+nlohmann::json st_read_header(const std::string & path) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) throw Error(fmt::format("cannot open {}", path));
+    uint64_t n = 0;
+    f.read(reinterpret_cast<char *>(&n), 8);
+    if (!f || n > (100u << 20)) throw Error(fmt::format("{}: not a safetensors file", path));
+    std::vector<uint8_t> buf(8 + n);
+    std::memcpy(buf.data(), &n, 8);
+    f.read(reinterpret_cast<char *>(buf.data() + 8), (std::streamsize)n);
+    if (!f) throw Error(fmt::format("{}: truncated safetensors header", path));
+    size_t data_start = 0;
+    return parse_header(path, buf.data(), buf.size(), data_start);
+}
+
+StFile st_read(const std::string & path) {
+    StFile sf;
+    std::ifstream f(path, std::ios::binary | std::ios::ate);
+    if (!f) throw Error(fmt::format("cannot open {}", path));
+    const auto size = (size_t)f.tellg();
+    f.seekg(0);
+    sf.bytes.resize(size);
+    f.read(reinterpret_cast<char *>(sf.bytes.data()), (std::streamsize)size);
+    if (!f) throw Error(fmt::format("cannot read {}", path));
+    sf.header = parse_header(path, sf.bytes.data(), size, sf.data_start);
+    const size_t data_size = size - sf.data_start;
+    for (auto it = sf.header.begin(); it != sf.header.end(); ++it) {
+        if (it.key() == "__metadata__") {
+            for (auto m = it->begin(); m != it->end(); ++m) sf.metadata[m.key()] = m->get<std::string>();
+            continue;
+        }
+        const auto & off = (*it)["data_offsets"];
+        size_t n = st_dtype_size((*it)["dtype"].get<std::string>());
+        for (const auto & d : (*it)["shape"]) n *= d.get<size_t>();
+        const size_t b = off[0].get<size_t>(), e = off[1].get<size_t>();
+        if (b > e || e > data_size || e - b != n)
+            throw Error(fmt::format("{}: tensor '{}' has inconsistent offsets (truncated file?)", path, it.key()));
+    }
+    return sf;
+}
+
+StTensorView StFile::get(const std::string & name, const std::string & dtype) const {
+    if (!header.contains(name)) throw Error(fmt::format("safetensors: tensor '{}' missing", name));
+    const auto & t = header.at(name);
+    StTensorView v;
+    v.name = name;
+    v.dtype = t.at("dtype").get<std::string>();
+    if (v.dtype != dtype) throw Error(fmt::format("safetensors: tensor '{}' is {}, expected {}", name, v.dtype, dtype));
+    v.shape = t.at("shape").get<std::vector<int64_t>>();
+    const size_t b = t.at("data_offsets")[0].get<size_t>(), e = t.at("data_offsets")[1].get<size_t>();
+    v.data = bytes.data() + data_start + b;
+    v.nbytes = e - b;
+    return v;
+}
+
+// binary16: 1 sign, 5 exponent (bias 15), 10 mantissa bits.
+uint16_t f32_to_f16(float f) {
+    const uint32_t x = std::bit_cast<uint32_t>(f);
+    const uint32_t sign = (x >> 16) & 0x8000u;
+    const uint32_t ax = x & 0x7fffffffu;
+    if (ax >= 0x7f800000u) return (uint16_t)(sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u : 0u));  // inf/nan
+    if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);  // rounds to >= 65520: overflow to inf
+    if (ax < 0x38800000u) {  // below the smallest normal half (2^-14): subnormal or zero
+        // value = ax as float; half subnormal unit is 2^-24. Round to nearest even via float add trick.
+        const float v = std::bit_cast<float>(ax) + 0.5f;  // 0.5 = 2^-1: the ulp at 0.5 is 2^-24
+        return (uint16_t)(sign | (std::bit_cast<uint32_t>(v) - 0x3f000000u));
+    }
+    // normal: rebias exponent (127 -> 15) and round the 13 dropped mantissa bits to nearest even
+    const uint32_t odd = (ax >> 13) & 1u;
+    const uint32_t r = ax + 0xc8000fffu + odd;  // 0xc8000000 = -(112 << 23) rebias, 0xfff = half ulp - 1
+    return (uint16_t)(sign | (r >> 13));
+}
+
+float f16_to_f32(uint16_t h) {
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    const uint32_t exp = (h >> 10) & 0x1fu;
+    const uint32_t man = h & 0x3ffu;
+    if (exp == 0) {  // zero / subnormal: man · 2^-24
+        const float v = (float)man * 0x1p-24f;
+        return std::bit_cast<float>(std::bit_cast<uint32_t>(v) | sign);
+    }
+    if (exp == 31) return std::bit_cast<float>(sign | 0x7f800000u | (man << 13));
+    return std::bit_cast<float>(sign | ((exp + 112) << 23) | (man << 13));
+}
+
+}  // namespace rs

@@ -1,0 +1,50 @@
+// Minimal safetensors reader/writer (https://github.com/huggingface/safetensors, format section):
+// 8-byte little-endian header length N, N bytes of JSON {name: {dtype, shape, data_offsets}},
+// "__metadata__": {str: str}}, then the raw little-endian tensor bytes, offsets relative to the
+// end of the header. Internal to the trace store; the layout is what numpy/torch readers expect.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace rs {
+
+struct StTensorView {
+    std::string name;
+    std::string dtype;  // "F16", "F32", "I16", "I32", "I64"
+    std::vector<int64_t> shape;
+    const void * data = nullptr;
+    size_t nbytes = 0;
+};
+
+size_t st_dtype_size(const std::string & dtype);  // throws rs::Error for an unknown dtype
+
+// Writes the tensors in the given order to `path` via a temporary file + rename (atomic on POSIX).
+void st_write(const std::string & path, std::span<const StTensorView> tensors,
+              const std::map<std::string, std::string> & metadata);
+
+// A whole file read into memory; views point into `bytes`.
+struct StFile {
+    std::vector<uint8_t> bytes;
+    size_t data_start = 0;
+    nlohmann::json header;
+    std::map<std::string, std::string> metadata;
+
+    bool has(const std::string & name) const { return header.contains(name); }
+    // Throws rs::Error when the tensor is missing or its dtype differs from `dtype`.
+    StTensorView get(const std::string & name, const std::string & dtype) const;
+};
+
+StFile st_read(const std::string & path);  // validates offsets; throws rs::Error naming the file
+nlohmann::json st_read_header(const std::string & path);
+
+// IEEE 754 binary16 conversions (round to nearest even), so the store needs no ggml.
+uint16_t f32_to_f16(float f);
+float f16_to_f32(uint16_t h);
+
+}  // namespace rs

@@ -1,0 +1,275 @@
+// Evaluation data set readers (routescope/datasets.h): MGSM, GSM8K, MMLU / Global-MMLU, Belebele, AlpaCare.
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "routescope/common.h"
+#include "routescope/datasets.h"
+
+namespace fs = std::filesystem;
+
+namespace rs {
+namespace {
+
+const std::map<std::string, std::string> kMgsmCodes = {
+    {"bn", "ben_Beng"}, {"de", "deu_Latn"}, {"en", "eng_Latn"}, {"es", "spa_Latn"},
+    {"fr", "fra_Latn"}, {"ja", "jpn_Jpan"}, {"ru", "rus_Cyrl"}, {"sw", "swh_Latn"},
+    {"te", "tel_Telu"}, {"th", "tha_Thai"}, {"zh", "zho_Hans"},
+};
+
+std::string read_text(const fs::path & path, std::string_view what) {
+    std::error_code ec;
+    if (!fs::is_regular_file(path, ec))
+        throw Error(fmt::format("{}: no such file {} (check the path; the data sets live in shared/data)",
+                                what, path.string()));
+    std::ifstream in(path, std::ios::binary);
+    std::string text(fs::file_size(path, ec), '\0');
+    if (!in.read(text.data(), static_cast<std::streamsize>(text.size())))
+        throw Error(fmt::format("{}: cannot read {} (check its permissions)", what, path.string()));
+    return text;
+}
+
+// Splits on '\n' and strips a trailing '\r'; a final newline does not start another line.
+std::vector<std::string_view> split_lines(std::string_view s) {
+    std::vector<std::string_view> out;
+    for (size_t pos = 0; pos < s.size();) {
+        const size_t end = std::min(s.find('\n', pos), s.size());
+        std::string_view line = s.substr(pos, end - pos);
+        if (line.ends_with('\r')) line.remove_suffix(1);
+        out.push_back(line);
+        pos = end + 1;
+    }
+    return out;
+}
+
+std::string trim(std::string_view s) {
+    const size_t b = s.find_first_not_of(" \t\r\n");
+    return b == std::string_view::npos ? "" : std::string(s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1));
+}
+
+// "1,234" -> "1234"; accepts an optional sign and decimals, nothing else.
+std::string parse_number(std::string_view s, const std::string & where) {
+    std::string out;
+    for (char ch : trim(s))
+        if (ch != ',') out += ch;
+    const size_t digits = out.starts_with('-') ? 1 : 0;
+    const size_t dot = out.find('.');
+    const bool ok =
+        out.size() > digits && out.find_first_not_of("0123456789.", digits) == std::string::npos &&
+        (dot == std::string::npos || (dot > digits && dot + 1 < out.size() && out.rfind('.') == dot));
+    if (!ok) throw Error(fmt::format("{}: answer '{}' is not a number", where, s));
+    return out;
+}
+
+// Runs f(json, "FILE:LINE") for every line of a jsonl file; JSON type errors become rs::Error naming the
+// line.
+template <class F>
+void for_each_jsonl(const fs::path & path, std::string_view what, F && f) {
+    const std::string text = read_text(path, what);
+    const auto lines = split_lines(text);
+    for (size_t i = 0; i < lines.size(); ++i) {
+        const std::string where = fmt::format("{}: {}:{}", what, path.string(), i + 1);
+        try {
+            f(nlohmann::json::parse(lines[i]), where, i);
+        } catch (const nlohmann::json::exception & e) {
+            throw Error(fmt::format("{}: bad record ({})", where, e.what()));
+        }
+    }
+}
+
+}  // namespace
+
+std::vector<std::vector<std::string>> parse_csv(std::string_view text, const std::string & name) {
+    std::vector<std::vector<std::string>> rows;
+    size_t i = 0, line = 1;
+    const size_t n = text.size();
+    const auto at_record_end = [&] { return i == n || text[i] == '\n' || text.substr(i, 2) == "\r\n"; };
+    while (i < n) {
+        std::vector<std::string> row;
+        for (;;) {
+            std::string field;
+            if (i < n && text[i] == '"') {
+                const size_t start = line;
+                for (++i;; ++i) {
+                    if (i == n)
+                        throw Error(fmt::format("csv: {}:{}: unterminated quoted field", name, start));
+                    if (text[i] == '"' && (i + 1 == n || text[i + 1] != '"')) break;
+                    if (text[i] == '"') ++i;  // "" -> "
+                    if (text[i] == '\n') ++line;
+                    field += text[i];
+                }
+                ++i;
+                if (!at_record_end() && text[i] != ',')
+                    throw Error(fmt::format("csv: {}:{}: text after a closing quote", name, line));
+            } else {
+                for (; !at_record_end() && text[i] != ','; ++i) {
+                    if (text[i] == '"')
+                        throw Error(fmt::format("csv: {}:{}: stray '\"' in an unquoted field", name, line));
+                    field += text[i];
+                }
+            }
+            row.push_back(std::move(field));
+            if (i < n && text[i] == ',') {
+                ++i;
+                continue;
+            }
+            i += i == n ? 0 : text[i] == '\n' ? 1 : 2;
+            ++line;
+            break;
+        }
+        rows.push_back(std::move(row));
+    }
+    return rows;
+}
+
+std::vector<std::string> mgsm_languages() {
+    std::vector<std::string> langs;
+    for (const auto & [short_code, code] : kMgsmCodes) langs.push_back(code);
+    std::sort(langs.begin(), langs.end());
+    return langs;
+}
+
+std::vector<MathItem> load_mgsm(const std::string & dir, const std::string & lang) {
+    auto it = std::find_if(kMgsmCodes.begin(), kMgsmCodes.end(),
+                           [&](const auto & kv) { return kv.first == lang || kv.second == lang; });
+    if (it == kMgsmCodes.end())
+        throw Error(
+            fmt::format("mgsm: unknown language '{}' (MGSM has en bn de es fr ja ru sw te th zh)", lang));
+    const fs::path path = fs::path(dir) / fmt::format("mgsm_{}.tsv", it->first);
+    const std::string text = read_text(path, "mgsm");
+    const auto lines = split_lines(text);
+    std::vector<MathItem> items;
+    for (size_t i = 0; i < lines.size(); ++i) {
+        const std::string where = fmt::format("mgsm: {}:{}", path.string(), i + 1);
+        const size_t tab = lines[i].find('\t');
+        if (tab == std::string_view::npos || lines[i].find('\t', tab + 1) != std::string_view::npos)
+            throw Error(fmt::format("{}: expected question TAB answer", where));
+        MathItem m{fmt::format("mgsm/{}/{}", it->second, i), it->second, trim(lines[i].substr(0, tab)),
+                   parse_number(lines[i].substr(tab + 1), where), ""};
+        if (m.question.empty()) throw Error(fmt::format("{}: empty question", where));
+        items.push_back(std::move(m));
+    }
+    if (items.empty()) throw Error(fmt::format("mgsm: {} has no rows", path.string()));
+    return items;
+}
+
+std::vector<MathItem> load_gsm8k(const std::string & file) {
+    std::vector<MathItem> items;
+    const std::string stem = fs::path(file).stem().string();
+    for_each_jsonl(file, "gsm8k", [&](const nlohmann::json & j, const std::string & where, size_t i) {
+        const std::string answer = j.at("answer").get<std::string>();
+        const size_t mark = answer.rfind("####");
+        if (mark == std::string::npos) throw Error(fmt::format("{}: answer lacks the final '#### N'", where));
+        items.push_back({fmt::format("gsm8k/{}/{}", stem, i), "eng_Latn",
+                         trim(j.at("question").get<std::string>()),
+                         parse_number(std::string_view(answer).substr(mark + 4), where),
+                         trim(std::string_view(answer).substr(0, mark))});
+    });
+    if (items.empty()) throw Error(fmt::format("gsm8k: {} has no rows", file));
+    return items;
+}
+
+const std::vector<std::string> & mmlu_medical_subjects() {
+    static const std::vector<std::string> subjects = {
+        "clinical_knowledge", "college_medicine",      "human_aging", "medical_genetics",
+        "nutrition",          "professional_medicine", "virology"};
+    return subjects;
+}
+
+std::vector<McItem> load_mmlu(const std::string & dir, const std::string & subject,
+                              const std::string & split) {
+    const std::string name = fmt::format("{}_{}.csv", subject, split);
+    fs::path path = fs::path(dir) / split / name;
+    std::error_code ec;
+    if (!fs::exists(path, ec)) path = fs::path(dir) / name;
+    const auto rows = parse_csv(read_text(path, "mmlu"), path.string());
+    std::vector<McItem> items;
+    for (size_t i = 0; i < rows.size(); ++i) {
+        const auto & r = rows[i];
+        const std::string where = fmt::format("mmlu: {} record {}", path.string(), i);
+        if (r.size() != 6) throw Error(fmt::format("{}: expected 6 fields, got {}", where, r.size()));
+        const std::string letter = trim(r[5]);
+        if (letter.size() != 1 || letter[0] < 'A' || letter[0] > 'D')
+            throw Error(fmt::format("{}: answer '{}' is not A-D", where, r[5]));
+        items.push_back({fmt::format("mmlu/{}/{}/{}", split, subject, i),
+                         "eng_Latn",
+                         subject,
+                         "",
+                         trim(r[0]),
+                         {trim(r[1]), trim(r[2]), trim(r[3]), trim(r[4])},
+                         letter[0] - 'A'});
+    }
+    if (items.empty()) throw Error(fmt::format("mmlu: {} has no rows", path.string()));
+    return items;
+}
+
+std::vector<McItem> load_global_mmlu_medical(const std::string & mmlu_dir, const std::string & indices_file) {
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(read_text(indices_file, "global-mmlu"));
+    } catch (const nlohmann::json::exception & e) {
+        throw Error(fmt::format("global-mmlu: {}: bad JSON ({})", indices_file, e.what()));
+    }
+    if (!j.is_object() || j.empty())
+        throw Error(fmt::format("global-mmlu: {}: expected {{subject: [row index, ...]}}", indices_file));
+    std::vector<McItem> items;
+    for (const auto & [subject, indices] : j.items()) {
+        const auto all = load_mmlu(mmlu_dir, subject, "test");
+        if (!indices.is_array())
+            throw Error(fmt::format("global-mmlu: {}: '{}' is not a list", indices_file, subject));
+        for (const auto & idx : indices) {
+            if (!idx.is_number_integer() || idx.get<int64_t>() < 0 || idx.get<size_t>() >= all.size())
+                throw Error(fmt::format("global-mmlu: {}: index {} out of range for {} ({} rows)",
+                                        indices_file, idx.dump(), subject, all.size()));
+            items.push_back(all[idx.get<size_t>()]);
+        }
+    }
+    return items;
+}
+
+std::vector<McItem> load_belebele(const std::string & file) {
+    std::vector<McItem> items;
+    const std::string stem = fs::path(file).stem().string();
+    for_each_jsonl(file, "belebele", [&](const nlohmann::json & j, const std::string & where, size_t i) {
+        const auto meta = j.find("metadata");
+        const std::string lang =
+            meta != j.end() && meta->contains("extra") ? meta->at("extra").value("language", stem) : stem;
+        const std::string passage = trim(j.at("text").get<std::string>());
+        const auto & questions = j.at("items");
+        for (size_t q = 0; q < questions.size(); ++q) {
+            McItem m{fmt::format("belebele/{}/{}/{}", lang, i, q),         lang, "", passage,
+                     trim(questions[q].at("question").get<std::string>()), {},   -1};
+            for (const auto & a : questions[q].at("answers")) {
+                if (a.at("correct").get<bool>()) {
+                    if (m.gold >= 0)
+                        throw Error(fmt::format("{}: question {} has two correct answers", where, q));
+                    m.gold = static_cast<int>(m.options.size());
+                }
+                m.options.push_back(trim(a.at("text").get<std::string>()));
+            }
+            if (m.gold < 0) throw Error(fmt::format("{}: question {} has no correct answer", where, q));
+            items.push_back(std::move(m));
+        }
+    });
+    if (items.empty()) throw Error(fmt::format("belebele: {} has no questions", file));
+    return items;
+}
+
+std::vector<InstructionItem> load_alpacare(const std::string & file) {
+    std::vector<InstructionItem> items;
+    for_each_jsonl(file, "alpacare", [&](const nlohmann::json & j, const std::string & where, size_t) {
+        const auto & id = j.at("id");
+        InstructionItem it{"alpacare/" + (id.is_string() ? id.get<std::string>() : id.dump()), "eng_Latn",
+                           trim(j.at("instruction").get<std::string>())};
+        if (it.instruction.empty()) throw Error(fmt::format("{}: empty instruction", where));
+        items.push_back(std::move(it));
+    });
+    if (items.empty()) throw Error(fmt::format("alpacare: {} has no rows", file));
+    return items;
+}
+
+}  // namespace rs

@@ -1,0 +1,119 @@
+// The metrics library (rs_metrics): pure functions over routing traces, no llama.cpp and no trace I/O.
+// This header includes every metric header and adds the streaming layer that the `analyze` command uses:
+//   1. per shard, summarise each sequence at each MoE layer (summarise_sequence; in parallel with
+//      parallel_map — results land in sequence order, whatever the thread count);
+//   2. add the summaries, in sequence order, to per-(corpus or language, layer) LayerAccumulators;
+//      keep the per-sequence importance q only where pairing needs it (divergence from the pivot);
+//   3. after the last shard, read the layer values (entropy, consistency, Δ, frequencies, mean q) from
+//      the accumulators and the paired divergence from the kept q.
+// Memory is bounded by one shard plus the accumulators (O(n_layer·E) each) plus whatever q the caller keeps.
+// Determinism: every floating-point sum runs in a fixed order, so results are bit-identical for any
+// number of threads as long as the caller adds summaries in sequence order and merges partial
+// accumulators in a fixed order (e.g. shard order).
+// Implemented in src/metrics/sequence_stats.cpp.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <thread>
+#include <vector>
+
+#include "routescope/cluster.h"
+#include "routescope/divergence.h"
+#include "routescope/language_experts.h"
+#include "routescope/metrics_rows.h"
+#include "routescope/middle_layers.h"
+#include "routescope/specialisation.h"
+#include "routescope/stats.h"
+#include "routescope/token_routing.h"
+
+namespace rs {
+
+struct SummaryOptions {
+    uint64_t seed = 0;                          // consistency pairs: derive_seed(seed, seq_index, layer)
+    int consistency_pairs = kConsistencyPairs;  // 500 as in §4.4
+};
+
+// One sequence at one MoE layer.
+struct SequenceLayerStats {
+    int64_t n_tok = 0;
+    std::vector<double> importance;     // [E] q_i (Eq. 1); empty when n_tok == 0
+    double entropy_sum = 0.0;           // Σ_t H(p_t)
+    std::optional<double> consistency;  // nullopt when n_tok < 2
+    std::vector<int64_t> act_count;     // [E] a_i: tokens with e in their top-k
+};
+
+// seq_index: the sequence's position in corpus order (TraceSeq::index), so the consistency draws do not
+// depend on sharding; layer: the MoE layer's position (0..n_moe−1).
+SequenceLayerStats summarise_sequence_layer(const ProbRows & p, const TopkRows & topk, int64_t seq_index,
+                                            int layer, const SummaryOptions & opt = {});
+
+// Every MoE layer of one sequence stored as tokens [tok_begin, tok_begin + n_tok) of a trace shard:
+// probs [T, n_moe, E], topk [T, n_moe, K]. Result has n_moe entries.
+std::vector<SequenceLayerStats> summarise_sequence(std::span<const float> probs,
+                                                   std::span<const int16_t> topk, int64_t tok_begin,
+                                                   int64_t n_tok, int n_moe, int n_expert, int top_k,
+                                                   int64_t seq_index, const SummaryOptions & opt = {});
+
+// Corpus-level accumulators of one layer for one corpus or language.
+struct LayerAccumulator {
+    int n_expert = 0;
+    int64_t n_seq = 0;                   // sequences added (including empty ones)
+    int64_t n_empty = 0;                 // sequences with no token (no q, no frequency)
+    EntropyAccumulator entropy;          // routing entropy (§4.4)
+    ConsistencyAccumulator consistency;  // token routing consistency (§4.4)
+    ActivationAccumulator activation;    // sequence-averaged a_i/L_i, the terms of Eq. 3
+    TokenActivationCounter tokens;       // token-pooled f(e) for RISE/Chen (language_experts.h)
+    std::vector<double> importance_sum;  // [E] Σ_i q_i over non-empty sequences
+
+    explicit LayerAccumulator(int e = 0);
+    void add(const SequenceLayerStats & s);
+    void merge(const LayerAccumulator & o);
+    // corpus-mean importance (1/N) Σ_i q_i, the input of unpaired_divergence; empty when nothing was added
+    std::vector<double> mean_importance() const;
+};
+
+// ---------------------------------------------------------------------------------------------------
+// Deterministic parallel map
+
+// Returns {f(0), …, f(n−1)} computed on n_threads threads (≤ 0: hardware concurrency). Every index runs
+// even if some throw; afterwards the exception of the lowest failing index is rethrown, so the outcome
+// does not depend on the thread count. R must be default-constructible; f must not share mutable state.
+template <class R, class F>
+std::vector<R> parallel_map(int64_t n, int n_threads, F && f) {
+    std::vector<R> out((size_t)std::max<int64_t>(n, 0));
+    if (n <= 0) return out;
+    if (n_threads <= 0) n_threads = (int)std::max(1u, std::thread::hardware_concurrency());
+    n_threads = (int)std::min<int64_t>(n_threads, n);
+    std::atomic<int64_t> next{0};
+    std::mutex mu;
+    int64_t failed_at = -1;
+    std::exception_ptr failure;
+    auto work = [&]() {
+        for (int64_t i = next++; i < n; i = next++) {
+            try {
+                out[(size_t)i] = f(i);
+            } catch (...) {
+                std::lock_guard<std::mutex> lock(mu);
+                if (failed_at < 0 || i < failed_at) failed_at = i, failure = std::current_exception();
+            }
+        }
+    };
+    if (n_threads == 1) {
+        work();
+    } else {
+        std::vector<std::thread> threads;
+        threads.reserve((size_t)n_threads);
+        for (int t = 0; t < n_threads; ++t) threads.emplace_back(work);
+        for (auto & t : threads) t.join();
+    }
+    if (failure) std::rethrow_exception(failure);
+    return out;
+}
+
+}  // namespace rs

@@ -1,8 +1,17 @@
 // Tiny random-weight MoE models as GGUF files, for tests and benchmarks (no downloads).
 //
-// Written through llama.cpp's public API (gguf.h + llama_model_init_from_user +
-// llama_model_save_to_file), seeded and deterministic. The tokenizer is a SentencePiece-style
-// ("llama") vocabulary with byte fallback, so any UTF-8 text tokenizes.
+// Written through llama.cpp's public API (gguf.h + llama_model_init_from_user, which creates the
+// tensors for the architecture), all F32, about 2 MB at the default sizes. Seeded and
+// deterministic: the same params give a byte-identical file. Norm weights are 1, biases 0 (except
+// gpt-oss's router bias, which is random), deepseek2's exp_probs_b 0, so expert selection is the
+// plain top-k of the router scores. The tokenizer is a SentencePiece-style ("llama") vocabulary
+// of ~620 tokens with byte fallback, so any UTF-8 text tokenizes (BOS is added).
+//
+// Per arch: olmoe, qwen3moe, phimoe, llama (Mixtral) and gpt-oss route every layer; qwen2moe adds
+// a sigmoid-gated shared expert; deepseek2 (MLA attention) has a dense layer 0, then MoE layers
+// with sigmoid gating, exp_probs_b, normalised and scaled (2.5) weights and one shared expert,
+// its gate/up expert weights fused into one ffn_gate_up_exps tensor. Attention is MHA (no GQA),
+// except deepseek2's MLA.
 #pragma once
 
 #include <cstdint>
@@ -12,23 +21,29 @@
 namespace rs {
 
 struct MakeModelParams {
-    std::string arch = "olmoe";  // olmoe, qwen3moe, phimoe, gpt-oss, llama (Mixtral-style), qwen2moe, deepseek2
+    // olmoe, qwen3moe, phimoe, gpt-oss, llama (Mixtral-style), qwen2moe, deepseek2
+    std::string arch = "olmoe";
     int n_layer = 4;
     int n_expert = 8;
     int top_k = 2;
     int n_embd = 64;
-    int n_ff = 64;     // expert FFN width
+    int n_ff = 64;  // expert FFN width (also the shared-expert and dense-FFN width)
     int n_head = 4;
     int n_ctx = 2048;  // context_length written to the file
     uint64_t seed = 42;
     float stdev = 0.2f;  // weights ~ N(0, stdev); norms are 1, biases and scales as the arch needs
-    bool dense = false;  // write a dense (non-MoE) model of the same family, for error-path tests
+    // Write a dense (non-MoE) model instead, for "not a MoE model" error paths: qwen3 for
+    // qwen3moe, qwen2 for qwen2moe, plain llama for the others. n_expert/top_k are still checked.
+    bool dense = false;
 };
 
 // Architectures make_model can write.
 std::vector<std::string> make_model_archs();
 
-// Writes the model to `path`; throws rs::Error for an unknown arch or invalid sizes.
+// Writes the model to `path` (overwriting it); throws rs::Error for an unknown arch, invalid sizes
+// (n_layer < 1, or < 2 for MoE deepseek2; n_expert < 2; top_k not in [1, n_expert]; n_embd not a
+// multiple of n_head; odd head size; ...) or a failed write. Silences llama.cpp's log while it
+// runs unless the environment variable RS_VERBOSE is set.
 void make_model(const MakeModelParams & p, const std::string & path);
 
 }  // namespace rs

@@ -1,1 +1,43 @@
-int main() { return 0; }
+// routescope: record, analyse and steer the expert routing of MoE language models.
+// Every subcommand lives in its own cmd_*.cpp; errors from bad input are one line and exit 1.
+#include <cstdio>
+
+#include "commands.h"
+#include "routescope/common.h"
+
+namespace rs::cli {
+
+std::vector<std::string> split_list(const std::string & s) {
+    std::vector<std::string> out;
+    size_t b = 0;
+    while (b <= s.size()) {
+        const size_t e = std::min(s.find(',', b), s.size());
+        if (e > b) out.push_back(s.substr(b, e - b));
+        b = e + 1;
+    }
+    return out;
+}
+
+}  // namespace rs::cli
+
+int main(int argc, char ** argv) {
+    CLI::App app{"routescope: record, analyse and steer the expert routing of MoE language models"};
+    app.require_subcommand(1);
+    app.set_version_flag("--version", ROUTESCOPE_VERSION);
+    rs::cli::add_demo(app);
+    rs::cli::add_trace(app);
+    rs::cli::add_trace_info(app);
+    rs::cli::add_make_model(app);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError & e) {
+        return app.exit(e);
+    } catch (const rs::Error & e) {
+        std::fprintf(stderr, "routescope: error: %s\n", e.what());
+        return 1;
+    } catch (const std::exception & e) {  // e.g. filesystem errors: still one line, never a crash
+        std::fprintf(stderr, "routescope: error: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}

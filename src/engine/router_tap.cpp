@@ -1,1 +1,139 @@
-// placeholder
+// The router tap; see router_tap.h. Follows tools/imatrix's ask/collect pattern: answer `ask`
+// cheaply (op first, then the name), copy off the device only when the buffer is not host memory.
+#include "router_tap.h"
+
+#include <cstdio>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "ggml-backend.h"
+#include "routescope/common.h"
+
+namespace rs {
+
+void RouterTap::configure(int n_layer_, int n_expert_, int top_k_, const std::vector<int> & moe_layers,
+                          const std::vector<bool> & router_bias_) {
+    n_layer = n_layer_, n_expert = n_expert_, top_k = top_k_;
+    n_moe = (int)moe_layers.size();
+    slot_of_layer.assign(n_layer, -1);
+    for (int s = 0; s < n_moe; ++s) slot_of_layer[moe_layers[s]] = s;
+    router_bias = router_bias_;
+}
+
+void RouterTap::begin_batch(int64_t n) {
+    n_tokens = n;
+    logits.assign((size_t)(n * n_moe * n_expert), 0.0f);
+    topk.assign((size_t)(n * n_moe * top_k), -1);
+    col_logits.assign(n_moe, 0);
+    col_topk.assign(n_moe, 0);
+    armed = true;
+}
+
+void RouterTap::end_batch() {
+    armed = false;
+    for (int s = 0; s < n_moe; ++s)
+        if (col_logits[s] != n_tokens || col_topk[s] != n_tokens)
+            throw Error(
+                fmt::format("router tap: MoE slot {} saw {} logit / {} top-k columns for {} tokens; "
+                            "this model's graph is not supported",
+                            s, col_logits[s], col_topk[s], n_tokens));
+}
+
+namespace {
+
+// "blk.<il>.<suffix>" → il, or -1.
+int layer_of_weight(const ggml_tensor * w, const char * suffix) {
+    if (w == nullptr) return -1;
+    int il = -1, n = 0;
+    if (std::sscanf(w->name, "blk.%d.%n", &il, &n) != 1 || std::strcmp(w->name + n, suffix) != 0) return -1;
+    return il;
+}
+
+// "<prefix><il>" → il, or -1.
+int layer_of_name(const char * name, const char * prefix) {
+    const size_t n = std::strlen(prefix);
+    if (std::strncmp(name, prefix, n) != 0) return -1;
+    int il = -1;
+    return std::sscanf(name + n, "%d", &il) == 1 ? il : -1;
+}
+
+enum class TapNode { none, logits, topk };
+
+TapNode classify(const RouterTap & tap, const ggml_tensor * t, int & il) {
+    il = -1;
+    switch (t->op) {
+        case GGML_OP_MUL_MAT:
+            il = layer_of_weight(t->src[0], "ffn_gate_inp.weight");
+            break;
+        case GGML_OP_ADD:
+            il = layer_of_weight(t->src[1], "ffn_gate_inp.bias");
+            break;
+        case GGML_OP_VIEW:
+            il = layer_of_name(t->name, "ffn_moe_topk-");
+            if (il >= 0 && il < tap.n_layer && tap.slot_of_layer[il] >= 0) return TapNode::topk;
+            return TapNode::none;
+        default:
+            return TapNode::none;
+    }
+    if (il < 0 || il >= tap.n_layer || tap.slot_of_layer[il] < 0) return TapNode::none;
+    // With a router bias the biased ADD is the router's input, not the bare matmul.
+    if (t->op == GGML_OP_MUL_MAT && tap.router_bias[il]) return TapNode::none;
+    return TapNode::logits;
+}
+
+void collect_logits(RouterTap & tap, const ggml_tensor * t, int slot) {
+    RS_ASSERT(t->type == GGML_TYPE_F32 && ggml_is_contiguous(t) && t->ne[0] == tap.n_expert);
+    const int64_t n_col = t->ne[1];
+    const float * src = nullptr;
+    if (ggml_backend_buffer_is_host(t->buffer)) {
+        src = static_cast<const float *>(t->data);
+    } else {
+        tap.scratch.resize((size_t)ggml_nelements(t));
+        ggml_backend_tensor_get(t, tap.scratch.data(), 0, ggml_nbytes(t));
+        src = tap.scratch.data();
+    }
+    const int64_t c0 = tap.col_logits[slot];
+    RS_ASSERT(c0 + n_col <= tap.n_tokens);
+    for (int64_t j = 0; j < n_col; ++j)  // column j of [E, T_ub] is token c0 + j of the batch
+        std::memcpy(&tap.logits[((c0 + j) * tap.n_moe + slot) * tap.n_expert], src + j * tap.n_expert,
+                    sizeof(float) * tap.n_expert);
+    tap.col_logits[slot] += n_col;
+}
+
+void collect_topk(RouterTap & tap, const ggml_tensor * t, int slot) {
+    RS_ASSERT(t->type == GGML_TYPE_I32 && t->ne[0] == tap.top_k);
+    const int64_t n_col = t->ne[1];
+    const int64_t c0 = tap.col_topk[slot];
+    RS_ASSERT(c0 + n_col <= tap.n_tokens);
+    const bool host = ggml_backend_buffer_is_host(t->buffer);
+    int32_t ids[512];
+    RS_ASSERT(tap.top_k <= 512);
+    for (int64_t j = 0; j < n_col; ++j) {  // rows are strided: nb[1] = E·4 (a view of the argsort)
+        const int32_t * row = ids;
+        if (host) {
+            row = reinterpret_cast<const int32_t *>(static_cast<const char *>(t->data) + j * t->nb[1]);
+        } else {
+            ggml_backend_tensor_get(t, ids, j * t->nb[1], sizeof(int32_t) * tap.top_k);
+        }
+        int16_t * dst = &tap.topk[((c0 + j) * tap.n_moe + slot) * tap.top_k];
+        for (int k = 0; k < tap.top_k; ++k) dst[k] = (int16_t)row[k];
+    }
+    tap.col_topk[slot] += n_col;
+}
+
+}  // namespace
+
+bool router_tap_eval(ggml_tensor * t, bool ask, void * user_data) {
+    auto & tap = *static_cast<RouterTap *>(user_data);
+    int il = -1;
+    const TapNode kind = tap.armed ? classify(tap, t, il) : TapNode::none;
+    if (ask) return kind != TapNode::none;
+    if (kind == TapNode::logits)
+        collect_logits(tap, t, tap.slot_of_layer[il]);
+    else if (kind == TapNode::topk)
+        collect_topk(tap, t, tap.slot_of_layer[il]);
+    return true;  // never false: that would only skip the rest of the split (notes §A)
+}
+
+}  // namespace rs

@@ -1,0 +1,37 @@
+# routescope — the two commands in README.md: `make demo` (main job) and `make test` (all tests).
+# Both install Debian dependencies, obtain llama.cpp v0.5.0 (cached in ~/.cache/routescope) and build.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CMAKE_ARGS ?=
+
+.PHONY: all deps build demo test test-asan bench format clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/build.ninja: | deps
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_ARGS)
+
+build: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	$(BUILD)/src/cli/routescope demo
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
+
+# AddressSanitizer + UBSan configuration (CI runs it too).
+test-asan:
+	$(MAKE) test BUILD=build-asan CMAKE_ARGS="-DCMAKE_BUILD_TYPE=RelWithDebInfo -DRS_SANITIZE=ON $(CMAKE_ARGS)"
+
+bench: build
+	$(BUILD)/bench/bench_record_overhead
+
+format:
+	clang-format -i $$(git ls-files '*.cpp' '*.h')
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,112 @@
+// Recording overhead (issue #2): tokens/s of plain llama.cpp decoding vs decoding with the router
+// tap vs the whole `trace` pipeline (tap + softmax + f16 + shard writes), same model, corpus, batch
+// and threads, measured in one run, repetitions interleaved; reports medians and ratios, plus
+// trace bytes per token per MoE layer. Not a test: prints numbers, asserts nothing about time.
+//
+// usage: bench_record_overhead [--layers 8] [--experts 32] [--top-k 4] [--embd 128] [--groups 40] [--reps 5]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "routescope/corpus.h"
+#include "routescope/engine.h"
+#include "routescope/make_model.h"
+#include "routescope/record.h"
+#include "routescope/trace.h"
+
+namespace fs = std::filesystem;
+
+static double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+}
+
+int main(int argc, char ** argv) {
+    int layers = 8, experts = 32, top_k = 4, embd = 128, groups = 40, reps = 5, threads = 2;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const std::string a = argv[i];
+        const int v = std::atoi(argv[i + 1]);
+        if (a == "--layers")
+            layers = v;
+        else if (a == "--experts")
+            experts = v;
+        else if (a == "--top-k")
+            top_k = v;
+        else if (a == "--embd")
+            embd = v;
+        else if (a == "--groups")
+            groups = v;
+        else if (a == "--reps")
+            reps = v;
+        else if (a == "--threads")
+            threads = v;
+    }
+    const fs::path dir = fs::temp_directory_path() / "rs_bench_record";
+    fs::create_directories(dir);
+    rs::MakeModelParams mp;
+    mp.arch = "olmoe";
+    mp.n_layer = layers, mp.n_expert = experts, mp.top_k = top_k, mp.n_embd = embd, mp.n_ff = embd;
+    const std::string model = (dir / "bench.gguf").string();
+    rs::make_model(mp, model);
+
+    const std::string corpus = "flores:" + std::string(RS_SOURCE_DIR) + "/../shared/data/flores200/devtest";
+    const std::vector<std::string> langs = {"eng_Latn", "deu_Latn", "zho_Hans", "swh_Latn"};
+    rs::EngineParams ep;
+    ep.n_threads = threads;
+    ep.n_batch = 1024;
+    rs::Engine tapped(model, ep);
+    ep.tap = false;
+    rs::Engine plain(model, ep);
+    const auto c = rs::load_corpus(corpus, {langs, groups});
+    std::vector<std::vector<int32_t>> toks;
+    int64_t n_tok = 0;
+    for (const auto & s : c.seqs) {
+        toks.push_back(plain.tokenize(s.text, 256));
+        n_tok += (int64_t)toks.back().size();
+    }
+
+    auto timed = [](auto && f) {
+        const auto t0 = std::chrono::steady_clock::now();
+        f();
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    };
+    rs::TraceJob job;
+    job.model = model, job.corpus = corpus, job.langs = langs, job.limit = groups, job.n_threads = threads;
+    job.progress = false;
+    std::vector<double> t_plain, t_tap, t_trace;
+    plain.decode(toks);  // warm caches once
+    for (int r = 0; r < reps; ++r) {
+        t_plain.push_back(timed([&] { plain.decode(toks); }));
+        t_tap.push_back(timed([&] { tapped.record(toks); }));
+        job.out = (dir / ("trace" + std::to_string(r))).string();
+        fs::remove_all(job.out);
+        t_trace.push_back(timed([&] { rs::run_trace(job); }));
+    }
+    const double p = median(t_plain), t = median(t_tap), w = median(t_trace);
+    int64_t bytes = 0;
+    for (const auto & e : fs::directory_iterator(job.out))
+        if (e.path().extension() == ".safetensors") bytes += (int64_t)fs::file_size(e.path());
+
+    std::printf(
+        "model: olmoe, %d layers (all MoE), %d experts, top-%d, embd %d; corpus: %zu FLoRes sequences, %lld "
+        "tokens; "
+        "%d threads; medians of %d interleaved runs\n",
+        layers, experts, top_k, embd, toks.size(), (long long)n_tok, threads, reps);
+    std::printf("plain decoding       %9.0f tok/s\n", n_tok / p);
+    std::printf("decoding + tap       %9.0f tok/s   ratio %.3f (overhead %+.1f%%)\n", n_tok / t, p / t,
+                (t / p - 1) * 100);
+    std::printf(
+        "trace (tap + store)  %9.0f tok/s   ratio %.3f (overhead %+.1f%%; includes model hashing, "
+        "tokenizing, writing)\n",
+        n_tok / w, p / w, (w / p - 1) * 100);
+    std::printf(
+        "trace size           %.1f bytes per token per MoE layer (f16 p: %d B + i16 top-k: %d B + shard "
+        "metadata)\n",
+        (double)bytes / (double)n_tok / layers, 2 * experts, 2 * top_k);
+    fs::remove_all(dir);
+    return 0;
+}

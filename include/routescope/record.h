@@ -1,0 +1,40 @@
+// `routescope trace`: corpus → engine (router tap) → trace store, shard by shard, resumable.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace rs {
+
+struct TraceJob {
+    std::string model;
+    std::string corpus;              // spec, see corpus.h
+    std::vector<std::string> langs;  // empty: all
+    int64_t limit = -1;              // parallel groups (or sequences when unpaired)
+    std::string out;
+    bool resume = false;
+    int max_tokens = 256;  // per sequence, after tokenization (BOS included)
+    int n_batch = 1024;    // tokens per llama_decode
+    int n_seq_max = 64;    // sequences per llama_decode
+    int seqs_per_shard = 256;
+    std::string probs_dtype = "f16";
+    bool logits = false;  // also store raw logits (f32)
+    int n_threads = 0;
+    int n_gpu_layers = 0;
+    bool progress = true;
+    int64_t stop_after_shards = -1;  // testing aid: stop (as if killed) after writing this many shards
+};
+
+struct TraceSummary {
+    int64_t n_sequences = 0, n_tokens = 0, shards_written = 0, shards_skipped = 0;
+    double seconds = 0;
+};
+
+// Runs the job; throws rs::Error on bad input. Writes manifest.json first, then each shard atomically.
+TraceSummary run_trace(const TraceJob & job);
+
+// p = softmax(z) over all E logits, computed in double (DESIGN.md: p_t = softmax(z_t)).
+void routing_softmax(const float * z, float * p, int n_expert);
+
+}  // namespace rs

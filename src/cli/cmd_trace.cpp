@@ -1,0 +1,43 @@
+// `routescope trace`: record routing of a model over a corpus into a trace directory.
+#include <fmt/format.h>
+
+#include "commands.h"
+#include "routescope/record.h"
+
+namespace rs::cli {
+
+void add_trace(CLI::App & app) {
+    auto * cmd =
+        app.add_subcommand("trace", "Record per-token routing (p and top-k ids per MoE layer) over a corpus");
+    auto job = std::make_shared<TraceJob>();
+    auto langs = std::make_shared<std::string>();
+    cmd->add_option("--model,-m", job->model, "GGUF model file")->required();
+    cmd->add_option("--corpus,-c", job->corpus, "flores:DIR | tsv:FILE | jsonl:FILE")->required();
+    cmd->add_option("--langs,-l", *langs, "comma-separated language codes (default: all in the corpus)");
+    cmd->add_option("--limit", job->limit, "keep the first N parallel groups (or sequences if unpaired)");
+    cmd->add_option("--out,-o", job->out, "output trace directory")->required();
+    cmd->add_flag("--resume", job->resume, "continue an interrupted trace in --out");
+    cmd->add_option("--max-tokens", job->max_tokens, "truncate sequences to N tokens")->capture_default_str();
+    cmd->add_option("--batch", job->n_batch, "tokens per llama_decode")->capture_default_str();
+    cmd->add_option("--batch-seqs", job->n_seq_max, "sequences per llama_decode (max 256)")
+        ->capture_default_str();
+    cmd->add_option("--shard-seqs", job->seqs_per_shard, "sequences per shard file")->capture_default_str();
+    cmd->add_option("--dtype", job->probs_dtype, "storage type of p: f16 | f32")->capture_default_str();
+    cmd->add_flag("--logits", job->logits, "also store the raw pre-gating logits (f32)");
+    cmd->add_option("--threads,-t", job->n_threads, "CPU threads (0: all cores)")->capture_default_str();
+    cmd->add_option("--gpu-layers,--ngl", job->n_gpu_layers, "layers to offload to a GPU")
+        ->capture_default_str();
+    cmd->add_flag("--no-progress{false}", job->progress, "do not print the progress line");
+    cmd->add_option("--stop-after-shards", job->stop_after_shards, "stop after N shards (testing)")
+        ->group("");
+    cmd->callback([job, langs] {
+        job->langs = split_list(*langs);
+        const auto s = run_trace(*job);
+        fmt::print(
+            "trace: {} sequences, {} tokens recorded ({} shards written, {} already present) in {:.1f} s -> "
+            "{}\n",
+            s.n_sequences, s.n_tokens, s.shards_written, s.shards_skipped, s.seconds, job->out);
+    });
+}
+
+}  // namespace rs::cli

@@ -1,0 +1,16 @@
+// One function per subcommand file: registers the subcommand and its callback on the app.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace rs::cli {
+
+void add_trace(CLI::App & app);
+void add_trace_info(CLI::App & app);
+void add_make_model(CLI::App & app);
+void add_demo(CLI::App & app);
+
+// Comma-separated list → vector ("eng_Latn,deu_Latn").
+std::vector<std::string> split_list(const std::string & s);
+
+}  // namespace rs::cli

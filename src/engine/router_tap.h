@@ -1,0 +1,45 @@
+// The router tap: routescope's eval callback (ggml_backend_sched_eval_callback), one object per
+// llama_context (no global state). It records, per MoE layer, the pre-gating router logits and the
+// expert ids the model selected, for every column (token) of the current batch.
+//
+// Which node holds the router logits is decided by structure (notes §A, §C.1): the MUL_MAT whose
+// src[0] is `blk.<il>.ffn_gate_inp.weight`; when the layer has a router bias (gpt-oss), the ADD
+// whose src[1] is `blk.<il>.ffn_gate_inp.bias` instead (that ADD is named ffn_moe_probs-<il>).
+// The selected ids are the VIEW `ffn_moe_topk-<il>` of the argsort, [k, T] with row stride nb[1].
+// Logits are read in their own callback: the next op (softmax) may run in place over them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ggml.h"
+
+namespace rs {
+
+struct RouterTap {
+    // configuration (set once per model)
+    int n_layer = 0, n_expert = 0, top_k = 0;
+    std::vector<int> slot_of_layer;  // [n_layer] MoE slot of block il, or -1
+    std::vector<bool> router_bias;   // [n_layer]
+    int n_moe = 0;
+
+    // per batch
+    bool armed = false;                         // only decodes started by routescope are recorded
+    int64_t n_tokens = 0;                       // tokens in the current batch
+    std::vector<float> logits;                  // [n_tokens, n_moe, n_expert]
+    std::vector<int16_t> topk;                  // [n_tokens, n_moe, top_k]
+    std::vector<int64_t> col_logits, col_topk;  // [n_moe] columns received so far (ubatch cursor)
+    std::vector<float> scratch;                 // device → host copies
+
+    void configure(int n_layer, int n_expert, int top_k, const std::vector<int> & moe_layers,
+                   const std::vector<bool> & router_bias);
+    void begin_batch(int64_t n_tokens);
+    // Throws rs::Error when a layer did not see every token exactly once (token accounting).
+    void end_batch();
+};
+
+// The callback; user_data is a RouterTap*.
+bool router_tap_eval(ggml_tensor * t, bool ask, void * user_data);
+
+}  // namespace rs

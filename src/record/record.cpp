@@ -1,0 +1,120 @@
+// run_trace: corpus → engine (router tap) → trace store. The only place the three meet.
+//
+// Work is done one shard at a time (seqs_per_shard sequences in corpus order), each shard written
+// atomically, so a killed run loses at most the shard in flight and `--resume` skips finished shards.
+#include "routescope/record.h"
+
+#include <cmath>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "routescope/common.h"
+#include "routescope/corpus.h"
+#include "routescope/engine.h"
+#include "routescope/progress.h"
+#include "routescope/trace.h"
+
+namespace rs {
+
+void routing_softmax(const float * z, float * p, int n_expert) {
+    double zmax = z[0];
+    for (int e = 1; e < n_expert; ++e) zmax = std::max(zmax, (double)z[e]);
+    double sum = 0.0;
+    for (int e = 0; e < n_expert; ++e) sum += std::exp((double)z[e] - zmax);
+    for (int e = 0; e < n_expert; ++e) p[e] = (float)(std::exp((double)z[e] - zmax) / sum);
+}
+
+TraceSummary run_trace(const TraceJob & job) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (job.probs_dtype != "f16" && job.probs_dtype != "f32")
+        throw Error(fmt::format("--dtype must be f16 or f32, not '{}'", job.probs_dtype));
+    if (job.seqs_per_shard < 1) throw Error("--shard-seqs must be at least 1");
+    if (job.max_tokens < 1) throw Error("--max-tokens must be at least 1");
+
+    const Corpus corpus = load_corpus(job.corpus, {job.langs, job.limit});
+    EngineParams ep;
+    ep.n_threads = job.n_threads;
+    ep.n_batch = job.n_batch;
+    ep.n_seq_max = job.n_seq_max;
+    ep.n_gpu_layers = job.n_gpu_layers;
+    Engine engine(job.model, ep);
+    const ModelInfo & mi = engine.info();
+    if (job.max_tokens > job.n_batch)
+        throw Error(fmt::format("--max-tokens {} exceeds --batch {}", job.max_tokens, job.n_batch));
+
+    TraceManifest m;
+    m.tool_version = ROUTESCOPE_VERSION;
+    m.model_path = std::filesystem::absolute(job.model).string();
+    m.model_sha256 = model_sha256(job.model);
+    m.arch = mi.arch;
+    m.model_name = mi.name;
+    m.n_layer = mi.n_layer;
+    m.moe_layers = mi.moe_layers;
+    m.n_expert = mi.n_expert;
+    m.top_k = mi.top_k;
+    m.gating = mi.gating;
+    m.corpus = job.corpus;
+    m.langs = corpus.langs;
+    for (const auto & s : corpus.seqs)
+        if (std::find(m.domains.begin(), m.domains.end(), s.domain) == m.domains.end())
+            m.domains.push_back(s.domain);
+    m.n_sequences = (int64_t)corpus.seqs.size();
+    m.seqs_per_shard = job.seqs_per_shard;
+    m.probs_dtype = job.probs_dtype;
+    m.has_logits = job.logits;
+    m.options = {
+        {"max_tokens", job.max_tokens}, {"limit", job.limit}, {"threads", engine.params().n_threads}};
+
+    const auto done = prepare_trace_dir(job.out, m, job.resume);
+    const int64_t n_shards = trace_n_shards(m);
+    const int L = (int)mi.moe_layers.size(), E = mi.n_expert, K = mi.top_k;
+
+    TraceSummary sum;
+    sum.n_sequences = m.n_sequences;
+    Progress progress("trace", m.n_sequences, job.progress);
+    int64_t seqs_done = 0;
+    for (int64_t k : done)
+        seqs_done += std::min<int64_t>(m.seqs_per_shard, m.n_sequences - k * m.seqs_per_shard);
+    progress.set_first_done(seqs_done);
+
+    for (int64_t shard = 0; shard < n_shards; ++shard) {
+        if (std::binary_search(done.begin(), done.end(), shard)) {
+            ++sum.shards_skipped;
+            continue;
+        }
+        if (job.stop_after_shards >= 0 && sum.shards_written >= job.stop_after_shards) break;
+        const int64_t b = shard * m.seqs_per_shard, e = std::min(m.n_sequences, b + m.seqs_per_shard);
+        std::vector<std::vector<int32_t>> toks;
+        for (int64_t i = b; i < e; ++i) toks.push_back(engine.tokenize(corpus.seqs[i].text, job.max_tokens));
+        const auto recs = engine.record(toks);
+
+        TraceShard s;
+        s.n_moe = L, s.n_expert = E, s.top_k = K;
+        for (int64_t i = b; i < e; ++i) {
+            const auto & q = corpus.seqs[i];
+            const auto & r = recs[i - b];
+            const auto lang = std::find(m.langs.begin(), m.langs.end(), q.lang) - m.langs.begin();
+            const auto dom = std::find(m.domains.begin(), m.domains.end(), q.domain) - m.domains.begin();
+            s.seqs.push_back(
+                {i, q.group, (int32_t)lang, (int32_t)dom, q.id, s.n_tok(), (int64_t)r.tokens.size()});
+            s.tokens.insert(s.tokens.end(), r.tokens.begin(), r.tokens.end());
+            const size_t p0 = s.probs.size();
+            s.probs.resize(p0 + r.logits.size());
+            for (size_t row = 0; row < r.logits.size() / E; ++row)
+                routing_softmax(&r.logits[row * E], &s.probs[p0 + row * E], E);
+            s.topk.insert(s.topk.end(), r.topk.begin(), r.topk.end());
+            if (job.logits) s.logits.insert(s.logits.end(), r.logits.begin(), r.logits.end());
+        }
+        write_shard(job.out, shard, m, s);
+        ++sum.shards_written;
+        sum.n_tokens += s.n_tok();
+        seqs_done += e - b;
+        progress.update(seqs_done, sum.n_tokens);
+    }
+    progress.update(seqs_done, sum.n_tokens, true);
+    sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return sum;
+}
+
+}  // namespace rs

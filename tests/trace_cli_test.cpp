@@ -1,0 +1,182 @@
+// `routescope trace` end to end: the trace on disk, bad input → one-line errors, kill + --resume,
+// and a shard read by an independent reader (Python + numpy, no routescope code).
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "routescope/trace.h"
+#include "test_util.h"
+
+namespace {
+
+using namespace rs::test;
+
+// A bad-input run: exit code 1 (not a crash), one line on stderr starting with "routescope: error:".
+void expect_clean_error(const CliResult & r, const std::string & needle) {
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_EQ(r.err.rfind("routescope: error: ", 0), 0u) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find(needle), std::string::npos) << "expected '" << needle << "' in: " << r.err;
+}
+
+std::string trace_args(const std::string & model, const std::string & out, const std::string & extra = "") {
+    return "trace --model " + model + " --corpus " + flores_devtest() +
+           " --langs eng_Latn,deu_Latn,swh_Latn" +
+           " --limit 6 --shard-seqs 4 --threads 1 --no-progress --out " + out + " " + extra;
+}
+
+TEST(TraceCli, WritesACompleteTrace) {
+    const auto dir = temp_dir("complete");
+    const auto model = tiny_model("qwen3moe");
+    const auto r = run_cli(trace_args(model, (dir / "t").string()));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto m = rs::read_manifest((dir / "t").string());
+    EXPECT_EQ(m.arch, "qwen3moe");
+    EXPECT_EQ(m.n_sequences, 18);
+    EXPECT_EQ(m.langs, (std::vector<std::string>{"eng_Latn", "deu_Latn", "swh_Latn"}));
+    EXPECT_EQ(rs::list_shards((dir / "t").string()), (std::vector<int64_t>{0, 1, 2, 3, 4}));
+    int64_t seen = 0;
+    for (int64_t k = 0; k < 5; ++k) {
+        const auto s = rs::read_shard((dir / "t").string(), m, k);
+        for (const auto & q : s.seqs) {
+            EXPECT_EQ(q.index, seen++);
+            EXPECT_EQ(q.group, q.index / 3);  // group-major: 3 languages per FLoRes line
+            EXPECT_EQ(q.lang, q.index % 3);
+        }
+        for (int64_t t = 0; t < s.n_tok(); ++t)
+            for (int l = 0; l < s.n_moe; ++l) {
+                double sum = 0;
+                for (float v : s.p(t, l)) sum += v;
+                ASSERT_NEAR(sum, 1.0, 1e-3);  // f16 storage
+                for (int16_t id : s.ids(t, l)) ASSERT_TRUE(id >= 0 && id < m.n_expert);
+            }
+    }
+    EXPECT_EQ(seen, 18);
+    const auto info = run_cli("trace-info " + (dir / "t").string());
+    EXPECT_EQ(info.exit_code, 0);
+    EXPECT_NE(info.out.find("18 of 18 sequences"), std::string::npos) << info.out;
+}
+
+TEST(TraceCli, BadInputGivesOneLineErrors) {
+    const auto dir = temp_dir("bad");
+    const auto model = tiny_model("olmoe");
+    expect_clean_error(run_cli(trace_args((dir / "missing.gguf").string(), (dir / "o1").string())),
+                       "not found");
+
+    std::ofstream(dir / "corrupt.gguf") << "GGUF but not really a model file at all";
+    expect_clean_error(run_cli(trace_args((dir / "corrupt.gguf").string(), (dir / "o2").string())), "GGUF");
+
+    rs::MakeModelParams dp;
+    dp.dense = true;
+    rs::make_model(dp, (dir / "dense.gguf").string());
+    expect_clean_error(run_cli(trace_args((dir / "dense.gguf").string(), (dir / "o3").string())),
+                       "not a Mixture-of-Experts model");
+
+    expect_clean_error(run_cli("trace --model " + model + " --corpus " + flores_devtest() +
+                               " --langs eng_Latn,xxx_Zzzz --out " + (dir / "o4").string()),
+                       "xxx_Zzzz");
+
+    std::ofstream(dir / "empty.tsv") << "id\tlang\tdomain\ttext\n";
+    expect_clean_error(run_cli("trace --model " + model + " --corpus tsv:" + (dir / "empty.tsv").string() +
+                               " --out " + (dir / "o5").string()),
+                       "empty");
+
+    fs::create_directories(dir / "uneven");
+    std::ofstream(dir / "uneven" / "eng_Latn.devtest") << "one\ntwo\nthree\n";
+    std::ofstream(dir / "uneven" / "deu_Latn.devtest") << "eins\nzwei\n";
+    expect_clean_error(run_cli("trace --model " + model + " --corpus flores:" + (dir / "uneven").string() +
+                               " --out " + (dir / "o6").string()),
+                       "deu_Latn");
+
+    // an output directory holding another model's trace
+    ASSERT_EQ(run_cli(trace_args(model, (dir / "o7").string())).exit_code, 0);
+    expect_clean_error(run_cli(trace_args(tiny_model("phimoe"), (dir / "o7").string(), "--resume")),
+                       "different model");
+}
+
+// Kill -9 a running trace after its first shard, resume, and compare with an uninterrupted run.
+TEST(TraceCli, KillAndResumeEqualsUninterrupted) {
+    const auto dir = temp_dir("resume");
+    const auto model = tiny_model("olmoe", 4, 8, 2);
+    const std::string args = "trace --model " + model + " --corpus " + flores_devtest() +
+                             " --langs eng_Latn,fra_Latn --limit 40 --shard-seqs 8 --batch-seqs 8 --threads 1"
+                             " --no-progress --out ";
+    ASSERT_EQ(run_cli(args + (dir / "full").string()).exit_code, 0);
+
+    const fs::path part = dir / "part";
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {  // exec routescope itself (no shell) so SIGKILL hits the recording process
+        std::vector<std::string> words;
+        std::istringstream ss(args + part.string());
+        for (std::string w; ss >> w;) words.push_back(w);
+        std::vector<char *> argv = {const_cast<char *>("routescope")};
+        for (auto & w : words) argv.push_back(w.data());
+        argv.push_back(nullptr);
+        freopen("/dev/null", "w", stderr);
+        execv(routescope_bin().c_str(), argv.data());
+        _exit(127);
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    while (!fs::exists(part / rs::shard_file_name(0)) &&
+           std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60))
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    kill(pid, SIGKILL);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    const auto shards_before = rs::list_shards(part.string());
+    ASSERT_FALSE(shards_before.empty());
+    ASSERT_LT(shards_before.size(), 10u) << "the run finished before it could be killed";
+
+    ASSERT_EQ(run_cli(args + part.string()).exit_code, 1);  // without --resume: refused
+    const auto r = run_cli(args + part.string() + " --resume");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    for (int64_t k = 0; k < 10; ++k) {
+        const auto a = slurp(dir / "full" / rs::shard_file_name(k));
+        const auto b = slurp(part / rs::shard_file_name(k));
+        ASSERT_FALSE(a.empty());
+        EXPECT_EQ(a, b) << "shard " << k << " differs after resume";
+    }
+}
+
+// The safetensors shards are readable with numpy alone (tests/read_shard.py implements the spec).
+TEST(TraceCli, ShardReadableWithoutRoutescope) {
+    if (system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") != 0)
+        GTEST_SKIP() << "python3-numpy missing";
+    const auto dir = temp_dir("interop");
+    const auto model = tiny_model("gpt-oss");
+    ASSERT_EQ(run_cli(trace_args(model, (dir / "t").string(), "--logits")).exit_code, 0);
+    const auto m = rs::read_manifest((dir / "t").string());
+    const auto s = rs::read_shard((dir / "t").string(), m, 1);
+
+    const std::string cmd = "/usr/bin/python3 " + std::string(RS_SOURCE_DIR) + "/tests/read_shard.py " +
+                            (dir / "t" / rs::shard_file_name(1)).string();
+    FILE * p = popen(cmd.c_str(), "r");
+    std::string out;
+    char buf[4096];
+    size_t k;
+    while ((k = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, k);
+    ASSERT_EQ(pclose(p), 0) << out;
+    const auto j = nlohmann::json::parse(out);
+
+    ASSERT_EQ(j["probs_shape"].get<std::vector<int64_t>>(),
+              (std::vector<int64_t>{s.n_tok(), s.n_moe, s.n_expert}));
+    EXPECT_EQ(j["tokens"].get<std::vector<int32_t>>(), s.tokens);
+    EXPECT_EQ(j["topk"].get<std::vector<int16_t>>(), s.topk);
+    const auto probs = j["probs"].get<std::vector<float>>();
+    ASSERT_EQ(probs.size(), s.probs.size());
+    for (size_t i = 0; i < probs.size(); ++i) ASSERT_EQ(probs[i], s.probs[i]) << i;  // same f16 → f32
+    const auto logits = j["logits"].get<std::vector<float>>();
+    ASSERT_EQ(logits, s.logits);
+    EXPECT_EQ(j["seq_offset"].get<std::vector<int64_t>>().back(), s.n_tok());
+    EXPECT_EQ(j["metadata"]["format"], "routescope-trace");
+    EXPECT_LT(j["max_abs_row_sum_error"].get<double>(), 1e-3);
+}
+
+}  // namespace

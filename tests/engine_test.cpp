@@ -124,3 +124,35 @@ INSTANTIATE_TEST_SUITE_P(AllArchs, EngineArch, testing::ValuesIn(rs::make_model_
                          });
 
 }  // namespace
+
+namespace {
+
+// inspect_model reads the MoE layout from GGUF metadata and tensor names, per architecture.
+TEST(InspectModel, LayoutAndGatingPerArchitecture) {
+    struct Want {
+        const char * arch;
+        std::vector<int> moe_layers;
+        const char * gating;
+        bool router_bias;
+    };
+    const std::vector<Want> want = {
+        {"olmoe", {0, 1, 2, 3}, "softmax", false},
+        {"qwen3moe", {0, 1, 2, 3}, "softmax+renorm", false},
+        {"phimoe", {0, 1, 2, 3}, "softmax+renorm", false},
+        {"gpt-oss", {0, 1, 2, 3}, "softmax_topk", true},
+        {"llama", {0, 1, 2, 3}, "softmax+renorm", false},
+        {"qwen2moe", {0, 1, 2, 3}, "softmax", false},
+        {"deepseek2", {1, 2, 3}, "sigmoid+renorm+bias", false},  // leading dense block 0
+    };
+    for (const auto & w : want) {
+        const auto mi = rs::inspect_model(tiny_model(w.arch));
+        EXPECT_EQ(mi.arch, w.arch);
+        EXPECT_EQ(mi.moe_layers, w.moe_layers) << w.arch;
+        EXPECT_EQ(mi.gating, w.gating) << w.arch;
+        EXPECT_EQ(mi.n_expert, 8);
+        EXPECT_EQ(mi.top_k, 2);
+        EXPECT_EQ(mi.router_bias[mi.moe_layers[0]], w.router_bias) << w.arch;
+    }
+}
+
+}  // namespace

@@ -5,10 +5,12 @@
 // architecture llama.cpp implements and rejects dense models with a clear message.
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 
 #include <fmt/format.h>
 
@@ -57,9 +59,18 @@ std::string kv_str(const gguf_context * g, const std::string & key) {
     return gguf_get_val_str(g, id);
 }
 
+// Whether the top-k weights are renormalised when the GGUF has no expert_weights_norm key: llama.cpp
+// hard-codes it per architecture (src/models/<arch>.cpp, the norm_w argument of build_moe_ffn).
+bool default_renorm(const std::string & arch) {
+    static const char * const renorm[] = {"qwen3moe",   "llama",   "phimoe",
+                                          "granitemoe", "mixtral", "qwen3vlmoe"};
+    return std::find(std::begin(renorm), std::end(renorm), arch) != std::end(renorm);
+}
+
 // How selection works, as a short label for the manifest and reports (notes §B, build_moe_ffn).
 // expert_gating_func: 1 softmax, 2 sigmoid, 3 softmax over the top-k weights only, 4 sqrt(softplus).
-std::string gating_label(const std::string & arch, int64_t func, bool renorm, bool sel_bias, int n_group) {
+std::string gating_label(const std::string & arch, int64_t func, int64_t norm_key, bool sel_bias,
+                         int n_group) {
     std::string g;
     if (func == 2)
         g = "sigmoid";
@@ -69,6 +80,7 @@ std::string gating_label(const std::string & arch, int64_t func, bool renorm, bo
         g = "sqrt_softplus";
     else
         g = "softmax";
+    const bool renorm = norm_key >= 0 ? norm_key == 1 : default_renorm(arch);
     if (renorm && g != "softmax_topk") g += "+renorm";
     if (sel_bias) g += "+bias";
     if (n_group > 1) g += "+groups";
@@ -136,7 +148,7 @@ ModelInfo inspect_model(const std::string & path) {
     const bool sel_bias =
         std::find(mi.selection_bias.begin(), mi.selection_bias.end(), true) != mi.selection_bias.end();
     mi.gating = gating_label(mi.arch, kv_int(g.get(), a + "expert_gating_func"),
-                             kv_int(g.get(), a + "expert_weights_norm") == 1, sel_bias, mi.n_group);
+                             kv_int(g.get(), a + "expert_weights_norm"), sel_bias, mi.n_group);
     return mi;
 }
 

@@ -180,3 +180,33 @@ TEST(TraceCli, ShardReadableWithoutRoutescope) {
 }
 
 }  // namespace
+
+namespace {
+
+// `steer validate` and `trace --steer`: a spec checked against the model, recorded under steering.
+TEST(TraceCli, SteerValidateAndTraceUnderSteering) {
+    const auto dir = rs::test::temp_dir("steer");
+    const auto model = rs::test::tiny_model("qwen3moe");
+    std::ofstream(dir / "ok.json") << R"({"rules": [{"layers": "1:2", "experts": [4], "method": "force"}]})";
+    std::ofstream(dir / "bad.json")
+        << R"({"rules": [{"layers": "1:2", "experts": [99], "method": "force"}]})";
+    const auto ok = rs::test::run_cli("steer validate " + (dir / "ok.json").string() + " --model " + model);
+    EXPECT_EQ(ok.exit_code, 0) << ok.err;
+    EXPECT_NE(ok.out.find("block   1: force"), std::string::npos) << ok.out;
+    expect_clean_error(
+        rs::test::run_cli("steer validate " + (dir / "bad.json").string() + " --model " + model),
+        "expert 99 out of range");
+    const auto r =
+        rs::test::run_cli(trace_args(model, (dir / "t").string(), "--steer " + (dir / "ok.json").string()));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto m = rs::read_manifest((dir / "t").string());
+    ASSERT_TRUE(m.options.contains("steer"));
+    const auto s = rs::read_shard((dir / "t").string(), m, 0);
+    for (int64_t t = 0; t < s.n_tok(); ++t)
+        for (int l : {1, 2}) {
+            const auto ids = s.ids(t, l);
+            ASSERT_NE(std::find(ids.begin(), ids.end(), 4), ids.end()) << "token " << t << " slot " << l;
+        }
+}
+
+}  // namespace

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "routescope/model.h"
+#include "routescope/steer.h"
 
 namespace rs {
 
@@ -59,6 +60,10 @@ class Engine {
     void decode(std::span<const std::vector<int32_t>> seqs);
 
     int n_vocab() const;
+
+    // Steers every following decode with `plan` (validated against this model); an empty plan turns
+    // steering off. Requires params.tap.
+    void set_steering(SteerPlan plan);
 
     struct Impl;
 

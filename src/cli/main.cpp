@@ -28,6 +28,7 @@ int main(int argc, char ** argv) {
     rs::cli::add_trace(app);
     rs::cli::add_trace_info(app);
     rs::cli::add_make_model(app);
+    rs::cli::add_steer(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError & e) {

@@ -34,6 +34,7 @@ struct Engine::Impl {
     const llama_vocab * vocab = nullptr;
     RouterTap tap;  // the callback state of this context
     int32_t filler_token = 0;
+    SteerPlan steer;
 
     ~Impl() {
         if (ctx) llama_free(ctx);
@@ -123,6 +124,7 @@ void Engine::Impl::decode_packed(std::span<const std::vector<int32_t>> seqs, OnB
         ~BatchFree() { llama_batch_free(b); }
     } batch_free{batch};
 
+    std::vector<uint64_t> keys;
     size_t i = 0;
     while (i < seqs.size()) {
         // greedy packing: as many whole sequences as fit in n_batch tokens and n_seq_max slots
@@ -139,6 +141,7 @@ void Engine::Impl::decode_packed(std::span<const std::vector<int32_t>> seqs, OnB
                 fmt::format("a sequence of {} tokens exceeds --batch {}; lower --max-tokens or raise --batch",
                             seqs[i].size(), params.n_batch));
         batch.n_tokens = 0;
+        keys.assign((size_t)params.n_batch, 0);
         for (size_t s = i; s < j; ++s)
             for (size_t p = 0; p < seqs[s].size(); ++p) {
                 const int k = batch.n_tokens++;
@@ -147,6 +150,7 @@ void Engine::Impl::decode_packed(std::span<const std::vector<int32_t>> seqs, OnB
                 batch.n_seq_id[k] = 1;
                 batch.seq_id[k][0] = (llama_seq_id)(s - i);
                 batch.logits[k] = 1;  // every token an output: the last MoE layer then keeps every column
+                keys[k] = ((uint64_t)p << 32) | (uint32_t)seqs[s][p];  // force jitter: batch-independent
             }
         for (int32_t p = 0; batch.n_tokens < std::min(kMinBatchTokens, params.n_batch); ++p) {
             const int k = batch.n_tokens++;
@@ -157,7 +161,10 @@ void Engine::Impl::decode_packed(std::span<const std::vector<int32_t>> seqs, OnB
             batch.logits[k] = 1;
         }
         llama_memory_clear(llama_get_memory(ctx), true);
-        if (params.tap) tap.begin_batch(batch.n_tokens);
+        if (params.tap) {
+            tap.begin_batch(batch.n_tokens);
+            std::copy(keys.begin(), keys.begin() + batch.n_tokens, tap.col_key.begin());
+        }
         const int rc = llama_decode(ctx, batch);
         if (rc != 0) {
             tap.armed = false;
@@ -187,6 +194,15 @@ std::vector<RouterRecord> Engine::record(std::span<const std::vector<int32_t>> s
         }
     });
     return out;
+}
+
+void Engine::set_steering(SteerPlan plan) {
+    auto & m = *impl_;
+    if (!plan.empty() && !m.params.tap) throw Error("steering needs the router tap (EngineParams::tap)");
+    if (!plan.empty() && (int)plan.ops.size() != m.info.n_layer)
+        throw Error("steering plan was built for a model with another number of layers");
+    m.steer = std::move(plan);
+    m.tap.steer = m.steer.empty() ? nullptr : &m.steer;
 }
 
 void Engine::decode(std::span<const std::vector<int32_t>> seqs) {

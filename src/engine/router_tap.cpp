@@ -2,6 +2,7 @@
 // cheaply (op first, then the name), copy off the device only when the buffer is not host memory.
 #include "router_tap.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 
@@ -23,6 +24,7 @@ void RouterTap::configure(int n_layer_, int n_expert_, int top_k_, const std::ve
 
 void RouterTap::begin_batch(int64_t n) {
     n_tokens = n;
+    col_key.resize((size_t)n, 0);
     logits.assign((size_t)(n * n_moe * n_expert), 0.0f);
     topk.assign((size_t)(n * n_moe * top_k), -1);
     col_logits.assign(n_moe, 0);
@@ -58,6 +60,23 @@ int layer_of_name(const char * name, const char * prefix) {
     return std::sscanf(name + n, "%d", &il) == 1 ? il : -1;
 }
 
+// Puts every forced expert into the selected ids, replacing unforced ids from the last slot up
+// (the weakest selections). Returns whether the row changed. A no-op for plain softmax/sigmoid
+// routers, where max(z)+ε already wins; it matters with selection biases or expert groups.
+bool force_into_selection(int32_t * row, int k, const std::vector<int> & forced) {
+    bool changed = false;
+    for (int e : forced) {
+        if (std::find(row, row + k, e) != row + k) continue;
+        for (int s = k - 1; s >= 0; --s)
+            if (std::find(forced.begin(), forced.end(), row[s]) == forced.end()) {
+                row[s] = e;
+                changed = true;
+                break;
+            }
+    }
+    return changed;
+}
+
 enum class TapNode { none, logits, topk };
 
 TapNode classify(const RouterTap & tap, const ggml_tensor * t, int & il) {
@@ -82,12 +101,13 @@ TapNode classify(const RouterTap & tap, const ggml_tensor * t, int & il) {
     return TapNode::logits;
 }
 
-void collect_logits(RouterTap & tap, const ggml_tensor * t, int slot) {
+void collect_logits(RouterTap & tap, ggml_tensor * t, int il, int slot) {
     RS_ASSERT(t->type == GGML_TYPE_F32 && ggml_is_contiguous(t) && t->ne[0] == tap.n_expert);
     const int64_t n_col = t->ne[1];
-    const float * src = nullptr;
-    if (ggml_backend_buffer_is_host(t->buffer)) {
-        src = static_cast<const float *>(t->data);
+    const bool host = ggml_backend_buffer_is_host(t->buffer);
+    float * src = nullptr;
+    if (host) {
+        src = static_cast<float *>(t->data);
     } else {
         tap.scratch.resize((size_t)ggml_nelements(t));
         ggml_backend_tensor_get(t, tap.scratch.data(), 0, ggml_nbytes(t));
@@ -95,13 +115,20 @@ void collect_logits(RouterTap & tap, const ggml_tensor * t, int slot) {
     }
     const int64_t c0 = tap.col_logits[slot];
     RS_ASSERT(c0 + n_col <= tap.n_tokens);
+    if (tap.steer && !tap.steer->ops[il].empty()) {
+        for (int64_t j = 0; j < n_col; ++j)
+            steer_logits(std::span(src + j * tap.n_expert, (size_t)tap.n_expert), tap.steer->ops[il],
+                         tap.steer->seed, il, tap.col_key[c0 + j]);
+        // consumers run after this callback returns, so they see the steered logits (notes §A)
+        if (!host) ggml_backend_tensor_set(t, src, 0, ggml_nbytes(t));
+    }
     for (int64_t j = 0; j < n_col; ++j)  // column j of [E, T_ub] is token c0 + j of the batch
         std::memcpy(&tap.logits[((c0 + j) * tap.n_moe + slot) * tap.n_expert], src + j * tap.n_expert,
                     sizeof(float) * tap.n_expert);
     tap.col_logits[slot] += n_col;
 }
 
-void collect_topk(RouterTap & tap, const ggml_tensor * t, int slot) {
+void collect_topk(RouterTap & tap, ggml_tensor * t, int il, int slot) {
     RS_ASSERT(t->type == GGML_TYPE_I32 && t->ne[0] == tap.top_k);
     const int64_t n_col = t->ne[1];
     const int64_t c0 = tap.col_topk[slot];
@@ -109,13 +136,16 @@ void collect_topk(RouterTap & tap, const ggml_tensor * t, int slot) {
     const bool host = ggml_backend_buffer_is_host(t->buffer);
     int32_t ids[512];
     RS_ASSERT(tap.top_k <= 512);
+    const std::vector<int> forced = tap.steer ? tap.steer->forced_experts(il) : std::vector<int>{};
     for (int64_t j = 0; j < n_col; ++j) {  // rows are strided: nb[1] = E·4 (a view of the argsort)
-        const int32_t * row = ids;
+        int32_t * row = ids;
         if (host) {
-            row = reinterpret_cast<const int32_t *>(static_cast<const char *>(t->data) + j * t->nb[1]);
+            row = reinterpret_cast<int32_t *>(static_cast<char *>(t->data) + j * t->nb[1]);
         } else {
             ggml_backend_tensor_get(t, ids, j * t->nb[1], sizeof(int32_t) * tap.top_k);
         }
+        if (!forced.empty() && force_into_selection(row, tap.top_k, forced) && !host)
+            ggml_backend_tensor_set(t, ids, j * t->nb[1], sizeof(int32_t) * tap.top_k);
         int16_t * dst = &tap.topk[((c0 + j) * tap.n_moe + slot) * tap.top_k];
         for (int k = 0; k < tap.top_k; ++k) dst[k] = (int16_t)row[k];
     }
@@ -130,9 +160,9 @@ bool router_tap_eval(ggml_tensor * t, bool ask, void * user_data) {
     const TapNode kind = tap.armed ? classify(tap, t, il) : TapNode::none;
     if (ask) return kind != TapNode::none;
     if (kind == TapNode::logits)
-        collect_logits(tap, t, tap.slot_of_layer[il]);
+        collect_logits(tap, t, il, tap.slot_of_layer[il]);
     else if (kind == TapNode::topk)
-        collect_topk(tap, t, tap.slot_of_layer[il]);
+        collect_topk(tap, t, il, tap.slot_of_layer[il]);
     return true;  // never false: that would only skip the rest of the split (notes §A)
 }
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "ggml.h"
+#include "routescope/steer.h"
 
 namespace rs {
 
@@ -31,6 +32,10 @@ struct RouterTap {
     std::vector<int16_t> topk;                  // [n_tokens, n_moe, top_k]
     std::vector<int64_t> col_logits, col_topk;  // [n_moe] columns received so far (ubatch cursor)
     std::vector<float> scratch;                 // device → host copies
+    std::vector<uint64_t> col_key;              // [n_tokens] (position, token id): force jitter key
+
+    // steering (optional): applied to the logits before gating; the steered logits are recorded
+    const SteerPlan * steer = nullptr;
 
     void configure(int n_layer, int n_expert, int top_k, const std::vector<int> & moe_layers,
                    const std::vector<bool> & router_bias);
@@ -39,7 +44,9 @@ struct RouterTap {
     void end_batch();
 };
 
-// The callback; user_data is a RouterTap*.
+// The callback; user_data is a RouterTap*. With a steering plan it also writes the steered logits
+// back (host memory directly, or ggml_backend_tensor_set), and where experts are forced it makes
+// sure they are among the selected ids (selection biases or expert groups could otherwise veto them).
 bool router_tap_eval(ggml_tensor * t, bool ask, void * user_data);
 
 }  // namespace rs

@@ -13,6 +13,7 @@
 #include "routescope/corpus.h"
 #include "routescope/engine.h"
 #include "routescope/progress.h"
+#include "routescope/steer.h"
 #include "routescope/trace.h"
 
 namespace rs {
@@ -40,6 +41,12 @@ TraceSummary run_trace(const TraceJob & job) {
     ep.n_gpu_layers = job.n_gpu_layers;
     Engine engine(job.model, ep);
     const ModelInfo & mi = engine.info();
+    nlohmann::json steer_json;
+    if (!job.steer.empty()) {
+        SteerPlan plan = load_steer_plan(job.steer, mi);
+        steer_json = plan.to_json();
+        engine.set_steering(std::move(plan));
+    }
     if (job.max_tokens > job.n_batch)
         throw Error(fmt::format("--max-tokens {} exceeds --batch {}", job.max_tokens, job.n_batch));
 

@@ -1,0 +1,59 @@
+// Router steering (DESIGN.md, "Steering"; Bandarkar et al. 2025, Section 5.3 / Appendix A.6):
+// per token and targeted MoE layer, modify the pre-gating logits z (gpt-oss: the biased logits)
+// before gating. Pure code: the engine's eval callback calls steer_logits on each column.
+//
+// Spec (JSON):
+//   {"seed": 0, "experts_file": "experts.json",            // optional: named sets from `experts`
+//    "rules": [{"layers": "4:8", "experts": [3, 7], "method": "force"},
+//              {"layers": "all", "set": "multilingual", "method": "soft", "lambda": 0.5},
+//              {"layers": [2, 5], "experts": {"2": [1], "5": [4, 6]}, "method": "suppress"}]}
+// layers: "a:b" (block indices, inclusive), "all", an integer or a list; rules may target only MoE
+// blocks. experts: a list (same set in every layer), a {"<layer>": [ids]} map, or "set": a name
+// in experts_file (its "sets" object, resolved relative to the spec's directory).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "routescope/model.h"
+
+namespace rs {
+
+enum class SteerMethod { soft, force, suppress };
+
+struct SteerOp {
+    SteerMethod method = SteerMethod::soft;
+    double lambda = 0.0;  // soft: z_k += λ·std(z); λ < 0 suppresses softly
+    double margin = 1.0;  // suppress: z_k = min(z) − margin
+    std::vector<int> experts;
+};
+
+// A validated spec, compiled per block: ops[il] applies to block il in rule order.
+struct SteerPlan {
+    uint64_t seed = 0;
+    std::vector<std::vector<SteerOp>> ops;  // [n_layer]
+    bool empty() const;
+    // Blocks where a force op exists: the engine also fixes the selected ids there (bias/groups).
+    std::vector<int> forced_experts(int il) const;
+    nlohmann::json to_json() const;  // for manifests
+};
+
+// Parses and validates a spec against the model; throws rs::Error listing what is wrong
+// (unknown method, missing λ, layer or expert out of range, non-MoE layer, empty set, unknown set).
+SteerPlan load_steer_plan(const std::string & path, const ModelInfo & model);
+SteerPlan steer_plan_from_json(const nlohmann::json & spec, const ModelInfo & model,
+                               const std::string & base_dir);
+
+// Applies the ops of one block to the logits of one token, in place. `token_key` makes the force
+// jitter ε ~ N(0, 1e-6) reproducible and independent of batching (e.g. hash of position and token).
+//   soft:     z_k ← z_k + λ·s,  s = population std of the E logits (before this op)
+//   force:    z_k ← max(z) + ε_k
+//   suppress: z_k ← min(z) − margin
+void steer_logits(std::span<float> z, std::span<const SteerOp> ops, uint64_t seed, int il,
+                  uint64_t token_key);
+
+}  // namespace rs

@@ -1,0 +1,128 @@
+// Steering: the three logit operations against hand-computed values, and spec validation errors.
+#include "routescope/steer.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "routescope/common.h"
+
+namespace {
+
+rs::ModelInfo model() {
+    rs::ModelInfo m;
+    m.arch = "olmoe";
+    m.n_layer = 6;
+    m.moe_layers = {1, 2, 3, 4, 5};  // block 0 dense
+    m.n_expert = 4;
+    m.top_k = 2;
+    return m;
+}
+
+rs::SteerPlan plan(const std::string & json) {
+    return rs::steer_plan_from_json(nlohmann::json::parse(json), model(), ".");
+}
+
+TEST(SteerLogits, SoftAddsLambdaTimesStd) {
+    // z = [1,2,3,4]: mean 2.5, population variance (2.25+0.25+0.25+2.25)/4 = 1.25, std = sqrt(1.25)
+    std::vector<float> z = {1, 2, 3, 4};
+    const rs::SteerOp op{rs::SteerMethod::soft, 0.5, 1.0, {0, 2}};
+    rs::steer_logits(z, std::span(&op, 1), 0, 1, 0);
+    EXPECT_FLOAT_EQ(z[0], (float)(1 + 0.5 * std::sqrt(1.25)));  // 1.5590169944
+    EXPECT_FLOAT_EQ(z[1], 2.0f);
+    EXPECT_FLOAT_EQ(z[2], (float)(3 + 0.5 * std::sqrt(1.25)));  // std taken before the op, once
+    EXPECT_FLOAT_EQ(z[3], 4.0f);
+}
+
+TEST(SteerLogits, SoftNegativeLambdaAndTwoExperts) {
+    std::vector<float> z = {0.0f, 2.0f};  // E = 2: std = 1
+    const rs::SteerOp op{rs::SteerMethod::soft, -3.0, 1.0, {1}};
+    rs::steer_logits(z, std::span(&op, 1), 0, 1, 0);
+    EXPECT_FLOAT_EQ(z[1], -1.0f);
+}
+
+TEST(SteerLogits, ForceAndSuppress) {
+    std::vector<float> z = {0.5f, -2.0f, 3.0f, 1.0f};
+    const rs::SteerOp force{rs::SteerMethod::force, 0, 1.0, {1, 3}};
+    rs::steer_logits(z, std::span(&force, 1), 7, 2, 42);
+    EXPECT_NEAR(z[1], 3.0f, 1e-5);  // max(z) + ε, |ε| ~ 1e-6
+    EXPECT_NEAR(z[3], 3.0f, 1e-5);
+    EXPECT_FLOAT_EQ(z[0], 0.5f);
+    // deterministic jitter per (seed, layer, expert, token)
+    std::vector<float> z2 = {0.5f, -2.0f, 3.0f, 1.0f};
+    rs::steer_logits(z2, std::span(&force, 1), 7, 2, 42);
+    EXPECT_EQ(z, z2);
+
+    std::vector<float> s = {0.5f, -2.0f, 3.0f, 1.0f};
+    const rs::SteerOp sup{rs::SteerMethod::suppress, 0, 0.75, {2}};
+    rs::steer_logits(s, std::span(&sup, 1), 0, 1, 0);
+    EXPECT_FLOAT_EQ(s[2], -2.75f);  // min(z) − margin
+}
+
+TEST(SteerSpec, CompilesRulesPerBlock) {
+    const auto p = plan(R"({"seed": 3, "rules": [
+        {"layers": "2:3", "experts": [3, 1, 3], "method": "force"},
+        {"layers": "all", "experts": {"5": [0]}, "method": "soft", "lambda": 0.5}]})");
+    EXPECT_EQ(p.seed, 3u);
+    ASSERT_EQ(p.ops.size(), 6u);
+    EXPECT_TRUE(p.ops[1].empty());
+    ASSERT_EQ(p.ops[2].size(), 1u);
+    EXPECT_EQ(p.ops[2][0].experts, (std::vector<int>{1, 3}));  // sorted, deduplicated
+    EXPECT_EQ(p.forced_experts(3), (std::vector<int>{1, 3}));
+    ASSERT_EQ(p.ops[5].size(), 1u);
+    EXPECT_EQ(p.ops[5][0].method, rs::SteerMethod::soft);
+    EXPECT_FALSE(p.empty());
+    EXPECT_TRUE(plan(R"({"rules": []})").empty());
+}
+
+TEST(SteerSpec, ClearErrors) {
+    auto err = [](const std::string & json) {
+        try {
+            plan(json);
+        } catch (const rs::Error & e) {
+            return std::string(e.what());
+        }
+        return std::string("no error");
+    };
+    EXPECT_NE(
+        err(R"({"rules": [{"layers": "1:9", "experts": [0], "method": "force"}]})").find("out of range"),
+        std::string::npos);
+    EXPECT_NE(err(R"({"rules": [{"layers": 0, "experts": [0], "method": "force"}]})").find("no router"),
+              std::string::npos);
+    EXPECT_NE(err(R"({"rules": [{"layers": 1, "experts": [4], "method": "force"}]})").find("expert 4"),
+              std::string::npos);
+    EXPECT_NE(err(R"({"rules": [{"layers": 1, "experts": [0], "method": "soft"}]})").find("lambda"),
+              std::string::npos);
+    EXPECT_NE(err(R"({"rules": [{"layers": 1, "experts": [0], "method": "boost"}]})").find("boost"),
+              std::string::npos);
+    EXPECT_NE(err(R"({"rules": [{"layers": 1, "experts": [], "method": "force"}]})").find("empty"),
+              std::string::npos);
+    EXPECT_NE(
+        err(R"({"rules": [{"layers": 1, "experts": [0,1,2], "method": "force"}]})").find("selects only 2"),
+        std::string::npos);
+    EXPECT_NE(err(R"({"rules": [{"layers": 1, "set": "x", "method": "force"}]})").find("experts_file"),
+              std::string::npos);
+    EXPECT_NE(err(R"({"rules": [{"layers": "3-4", "experts": [0], "method": "force"}]})").find("a:b"),
+              std::string::npos);
+    EXPECT_NE(err(R"({"steer": 1})").find("rules"), std::string::npos);
+}
+
+TEST(SteerSpec, ExpertSetsFromFile) {
+    const auto dir = std::filesystem::path(testing::TempDir()) / "rs_steer_sets";
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir / "experts.json") << R"({"sets": {"multilingual": {"2": [1, 2], "4": [3]}}})";
+    std::ofstream(dir / "spec.json")
+        << R"({"experts_file": "experts.json", "rules": [{"layers": "all", "set": "multilingual", "method": "soft", "lambda": 1}]})";
+    const auto p = rs::load_steer_plan((dir / "spec.json").string(), model());
+    EXPECT_EQ(p.ops[2][0].experts, (std::vector<int>{1, 2}));
+    EXPECT_EQ(p.ops[4][0].experts, (std::vector<int>{3}));
+    EXPECT_TRUE(p.ops[3].empty());
+    std::ofstream(dir / "bad.json")
+        << R"({"experts_file": "experts.json", "rules": [{"layers": 1, "set": "nope", "method": "force"}]})";
+    EXPECT_THROW(rs::load_steer_plan((dir / "bad.json").string(), model()), rs::Error);
+    EXPECT_THROW(rs::load_steer_plan((dir / "missing.json").string(), model()), rs::Error);
+}
+
+}  // namespace

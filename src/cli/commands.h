@@ -9,6 +9,8 @@ void add_trace(CLI::App & app);
 void add_trace_info(CLI::App & app);
 void add_make_model(CLI::App & app);
 void add_demo(CLI::App & app);
+void add_analyze(CLI::App & app);
+void add_experts(CLI::App & app);
 void add_steer(CLI::App & app);
 
 // Comma-separated list → vector ("eng_Latn,deu_Latn").

@@ -28,6 +28,8 @@ int main(int argc, char ** argv) {
     rs::cli::add_trace(app);
     rs::cli::add_trace_info(app);
     rs::cli::add_make_model(app);
+    rs::cli::add_analyze(app);
+    rs::cli::add_experts(app);
     rs::cli::add_steer(app);
     try {
         app.parse(argc, argv);

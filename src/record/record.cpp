@@ -72,6 +72,7 @@ TraceSummary run_trace(const TraceJob & job) {
     m.has_logits = job.logits;
     m.options = {
         {"max_tokens", job.max_tokens}, {"limit", job.limit}, {"threads", engine.params().n_threads}};
+    if (!steer_json.is_null()) m.options["steer"] = steer_json;  // recorded logits are the steered ones
 
     const auto done = prepare_trace_dir(job.out, m, job.resume);
     const int64_t n_shards = trace_n_shards(m);

@@ -1,0 +1,122 @@
+// Analysis of routing traces (rs_analysis): the `analyze` and `experts` commands as library calls.
+// Streams trace shards one by one, summarises sequences with the metrics library (metrics.h) in parallel
+// and writes tidy tables. No llama.cpp here; every formula lives in src/metrics.
+//
+// run_analyze writes into AnalyzeOptions::out_dir (each file atomically; "layer" is always the real block
+// index manifest.moe_layers[slot]; an undefined value is an empty cell and is counted, never inf/NaN):
+//   divergence.csv   model,trace,lang,layer,div,ci_lo,ci_hi,n_pairs,n_undefined
+//                    Div(lang, l) from the pivot over parallel pairs (Eq. 2) with a bootstrap CI; the pivot's
+//                    own row compares each pivot sequence with itself (0 wherever defined)
+//   entropy.csv      model,lang,layer,entropy                    routing entropy (§4.4), languages pooled
+//                                                                over traces
+//   consistency.csv  model,lang,layer,consistency,n_seq,n_undefined   token routing consistency (§4.4)
+//   pairwise.csv     model,layer,lang_a,lang_b,div,n_pairs,n_undefined  language × language mean D_H-JS over
+//                    parallel groups both languages have (all ordered pairs, diagonal included)
+//   correlation.csv  layer,pearson_r,pearson_p,spearman_rho,spearman_p,n   Div(lang, l) vs --scores (only
+//                    with a scores file: TSV with a header line, columns lang TAB score)
+//   isolation.csv    model,layer,lang_a,lang_b,isolation          RISE routing isolation (our
+//                    operationalisation, language_experts.h: Jaccard of the top-k expert sets), a < b
+//   experts_rise.csv model,layer,expert,overlap,top_lang,specificity   per expert: overlap score min_L f_L(e)
+//                    and the language with the highest specificity f_L(e) − max_{L'≠L} f_L'(e)
+//   domains.csv      model,layer,domain_a,domain_b,div        unpaired D_H-JS of corpus-mean q between
+//                    domains (all traces and languages pooled per domain), a < b
+//   clusters.json    average-linkage clustering of languages by pairwise divergence: per layer and for the
+//                    mean over the middle layers {langs, merges: [{a, b, distance, size}], leaf_order}
+//   summary.json     model, traces, pivot, middle-layer range (automatic unless --middle), per language the
+//                    mean divergence / entropy / consistency over the middle layers, undefined-pair counts
+// Several traces of the same model may be analysed together. Pairing is by (domain, parallel group): a trace
+// that lacks the pivot language is paired with the first trace (in command order) that has the pivot for
+// that domain; every group must then have a pivot partner ("mismatched parallel groups" otherwise).
+// Determinism: byte-identical outputs for equal inputs and seed, whatever the thread count.
+//
+// run_experts (Bandarkar et al. 2025, §5.2, Eq. 3) writes a JSON file (the input of the steering tools):
+//   {"model": {"arch", "name", "sha256", "n_layer", "moe_layers", "n_expert", "top_k"},
+//    "tau": τ, "target": SPEC, "baseline": SPEC, "layers": [block indices],
+//    "n_seq": {"target": N1, "baseline": N2}            (sequences selected; multilingual: per language)
+//    "sets": {name: {"<layer>": [expert ids ascending]}},   name "target" (Δ_e > τ), or with --multilingual
+//                                                          "multilingual" (the union) and one per language
+//    "delta": {"<layer>": [E floats]},                   Δ_e; with --multilingual the max over languages
+//    "deltas": {lang: {"<layer>": [E floats]}},          --multilingual only
+//    "overlaps": [{"a", "b", "n_a", "n_b", "n_intersection", "jaccard"}]   --multilingual only, all layers
+//  }
+// and a CSV (default: the JSON path with .csv): layer,expert,freq_target,freq_baseline,delta,selected,target
+// (target = the set name: "target", or the language with --multilingual).
+//
+// Sequence selectors (SPEC): comma-separated KEY=VALUE terms that must all hold; KEY is lang, domain or
+// trace (the trace's position on the command line, 0-based); VALUE is a name, several names joined by '|',
+// '*' (anything) or '!' + names (anything but). Examples: "lang=deu_Latn", "domain=gsm8k",
+// "lang=eng_Latn,domain=flores", "lang=!eng_Latn", "lang=deu_Latn|fra_Latn", "*" (every sequence).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace rs {
+
+// Inclusive range of real block indices, parsed from "a:b" (or "a" for one layer).
+struct LayerRange {
+    int first = 0;
+    int last = 0;
+    bool contains(int layer) const { return layer >= first && layer <= last; }
+};
+LayerRange parse_layer_range(const std::string & s);  // throws rs::Error
+
+struct SeqSelector {
+    struct Term {
+        std::string key;                  // lang | domain | trace
+        bool negate = false;              // "!a|b": none of the names
+        std::vector<std::string> values;  // empty: '*'
+    };
+    std::string text;  // as given
+    std::vector<Term> terms;
+
+    static SeqSelector parse(const std::string & spec);  // throws rs::Error naming the bad term
+    bool matches(const std::string & lang, const std::string & domain, int trace_index) const;
+};
+
+struct AnalyzeOptions {
+    std::vector<std::string> traces;
+    std::string pivot = "eng_Latn";
+    std::string scores;                // optional TSV lang<TAB>score with a header
+    std::optional<LayerRange> middle;  // block indices; automatic when unset
+    uint64_t seed = 0;                 // consistency draws and bootstrap
+    int n_threads = 0;                 // ≤ 0: all cores
+    int bootstrap_resamples = 1000;
+    std::string out_dir;
+};
+
+struct AnalyzeReport {
+    int64_t n_sequences = 0, n_tokens = 0;
+    int n_layers = 0, n_langs = 0;
+    int middle_first = -1, middle_last = -1;  // block indices; −1 when no range could be found
+    bool middle_auto = true;
+    int64_t n_undefined_pairs = 0;
+    double seconds = 0.0;
+};
+
+AnalyzeReport run_analyze(const AnalyzeOptions & opt);  // throws rs::Error on bad input
+
+struct ExpertsOptions {
+    std::vector<std::string> traces;
+    std::string target, baseline;  // SPECs (ignored with multilingual)
+    bool multilingual = false;     // Δ of every non-pivot language vs the pivot
+    std::string pivot = "eng_Latn";
+    double tau = 0.3;
+    std::optional<LayerRange> layers;  // block indices; all MoE layers when unset
+    int n_threads = 0;
+    std::string out;      // JSON
+    std::string out_csv;  // empty: out with the extension replaced by .csv
+};
+
+struct ExpertsReport {
+    int n_layers = 0;
+    int64_t n_selected = 0;  // experts in the target (or multilingual) set, summed over layers
+    int64_t n_seq_target = 0, n_seq_baseline = 0;
+    double seconds = 0.0;
+};
+
+ExpertsReport run_experts(const ExpertsOptions & opt);  // throws rs::Error on bad input
+
+}  // namespace rs

@@ -1,0 +1,234 @@
+// `analyze`, part 1: stream the traces shard by shard into per-language/per-domain accumulators and
+// per-pair divergences (Bandarkar et al. 2025, §4.3–4.4; formulas in src/metrics).
+//
+// Memory: one shard (two with more than one thread: the next is read ahead), its per-sequence summaries, the
+// q (as float) of the parallel groups not yet complete (traces are group-major, so a group's languages are
+// adjacent), the per-pair scalar divergences, and — only when some trace lacks the pivot language — the
+// pivot q of every group of the traces that provide it.
+// Determinism: summaries and group divergences are computed in parallel (parallel_map) but added in
+// sequence/group order, so results do not depend on the thread count.
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "analysis_internal.h"
+#include "routescope/common.h"
+
+namespace rs::analysis {
+
+namespace {
+
+// One sequence of a parallel group: its language and q per slot ([n_moe × E], empty if it has no token).
+struct Member {
+    int lang = 0;
+    std::vector<float> q;
+};
+
+struct Group {
+    int domain = 0;
+    int64_t group = -1;
+    std::vector<Member> members;
+    const std::vector<float> * pivot_q = nullptr;  // the pivot's q (own member's, or in the pivot store)
+};
+
+struct GroupResult {
+    std::vector<std::vector<std::optional<double>>> vs_pivot;  // [member][slot]
+    std::vector<std::vector<std::optional<double>>> pairs;     // [(a ≤ b) in member order][slot]
+};
+
+// D_H-JS (Eqs. 7–8) of every member against the pivot and of every member pair, per layer slot.
+GroupResult compute_group(const Group & g, int n_moe, int n_expert) {
+    GroupResult r;
+    const size_t e = (size_t)n_expert;
+    auto hjs = [&](const std::vector<float> & a, const std::vector<float> & b,
+                   int slot) -> std::optional<double> {
+        if (a.empty() || b.empty()) return std::nullopt;
+        const std::span<const float> sa(a.data() + (size_t)slot * e, e), sb(b.data() + (size_t)slot * e, e);
+        return hjs_divergence(sa, sb);
+    };
+    static const std::vector<float> kNone;
+    const std::vector<float> & pq = g.pivot_q ? *g.pivot_q : kNone;
+    for (const auto & m : g.members) {
+        std::vector<std::optional<double>> v((size_t)n_moe);
+        for (int l = 0; l < n_moe; ++l) v[(size_t)l] = hjs(pq, m.q, l);
+        r.vs_pivot.push_back(std::move(v));
+    }
+    for (size_t a = 0; a < g.members.size(); ++a)
+        for (size_t b = a; b < g.members.size(); ++b) {
+            std::vector<std::optional<double>> v((size_t)n_moe);
+            for (int l = 0; l < n_moe; ++l) v[(size_t)l] = hjs(g.members[a].q, g.members[b].q, l);
+            r.pairs.push_back(std::move(v));
+        }
+    return r;
+}
+
+int index_of(std::vector<std::string> & names, const std::string & s) {
+    const auto it = std::find(names.begin(), names.end(), s);
+    if (it != names.end()) return (int)(it - names.begin());
+    names.push_back(s);
+    return (int)names.size() - 1;
+}
+
+bool has_lang(const TraceManifest & m, const std::string & lang) {
+    return std::find(m.langs.begin(), m.langs.end(), lang) != m.langs.end();
+}
+
+}  // namespace
+
+AnalyzeState accumulate_traces(const AnalyzeOptions & opt) {
+    AnalyzeState st;
+    st.opt = opt;
+    st.ts = load_trace_set(opt.traces);
+    const TraceSet & ts = st.ts;
+    const int n_moe = ts.n_moe, n_expert = ts.n_expert;
+    const size_t n_trace = ts.dirs.size();
+
+    // global languages/domains in order of first appearance
+    for (const auto & m : ts.manifests) {
+        for (const auto & l : m.langs) index_of(st.langs, l);
+        for (const auto & d : m.domains) index_of(st.domains, d);
+    }
+    const auto pit = std::find(st.langs.begin(), st.langs.end(), opt.pivot);
+    if (pit == st.langs.end())
+        throw Error("pivot language " + opt.pivot + " is absent from the trace" + (n_trace > 1 ? "s" : "") +
+                    " (languages: " + join(st.langs) + ")");
+    st.pivot = (int)(pit - st.langs.begin());
+    const size_t n_lang = st.langs.size();
+    st.by_lang.assign(n_lang, std::vector<LayerAccumulator>((size_t)n_moe, LayerAccumulator(n_expert)));
+    st.by_domain.assign(st.domains.size(),
+                        std::vector<LayerAccumulator>((size_t)n_moe, LayerAccumulator(n_expert)));
+    st.div_pairs.assign(n_trace, std::vector<std::vector<std::vector<std::optional<double>>>>(
+                                     n_lang, std::vector<std::vector<std::optional<double>>>((size_t)n_moe)));
+    st.pairwise.assign(n_lang * n_lang * (size_t)n_moe, PairCell{});
+    st.paired.assign(n_lang, 0);
+
+    // Traces with the pivot language go first: they may provide the pivot q of other traces' groups.
+    std::vector<size_t> order;
+    std::set<int> needed_domains;  // domains of traces without the pivot
+    for (size_t i = 0; i < n_trace; ++i)
+        if (has_lang(ts.manifests[i], opt.pivot)) order.push_back(i);
+    for (size_t i = 0; i < n_trace; ++i)
+        if (!has_lang(ts.manifests[i], opt.pivot)) {
+            order.push_back(i);
+            for (const auto & d : ts.manifests[i].domains) needed_domains.insert(index_of(st.domains, d));
+        }
+    std::map<std::pair<int, int64_t>, std::vector<float>> pivot_store;  // (domain, group) → pivot q
+
+    for (const size_t ti : order) {
+        const std::string & dir = ts.dirs[ti];
+        const TraceManifest & m = ts.manifests[ti];
+        std::vector<int> lang_map, dom_map;
+        for (const auto & l : m.langs) lang_map.push_back(index_of(st.langs, l));
+        for (const auto & d : m.domains) dom_map.push_back(index_of(st.domains, d));
+        const SummaryOptions sopt{.seed = derive_seed(opt.seed, ti, 0)};
+        std::set<std::pair<int, int64_t>> closed;
+        std::optional<Group> open;
+        std::vector<Group> ready;
+
+        auto close_open = [&]() {
+            if (!open) return;
+            Group & g = *open;
+            closed.insert({g.domain, g.group});
+            for (const auto & mem : g.members)
+                if (mem.lang == st.pivot) g.pivot_q = &mem.q;
+            if (!g.pivot_q) {
+                const auto it = pivot_store.find({g.domain, g.group});
+                if (it == pivot_store.end())
+                    throw Error(
+                        fmt::format("mismatched parallel groups: group {} ({}) of trace {} has no {} "
+                                    "sequence in any trace",
+                                    g.group, st.domains[(size_t)g.domain], dir, opt.pivot));
+                g.pivot_q = &it->second;
+            }
+            ready.push_back(std::move(g));
+            open.reset();
+        };
+        // pairs the ready groups (in parallel) and adds the results in group order
+        auto flush_ready = [&]() {
+            const auto res = parallel_map<GroupResult>((int64_t)ready.size(), opt.n_threads, [&](int64_t i) {
+                return compute_group(ready[(size_t)i], n_moe, n_expert);
+            });
+            for (size_t gi = 0; gi < ready.size(); ++gi) {
+                const Group & g = ready[gi];
+                const GroupResult & r = res[gi];
+                size_t k = 0;
+                for (size_t a = 0; a < g.members.size(); ++a) {
+                    const int la = g.members[a].lang;
+                    for (int l = 0; l < n_moe; ++l)
+                        st.div_pairs[ti][(size_t)la][(size_t)l].push_back(r.vs_pivot[a][(size_t)l]);
+                    for (size_t b = a; b < g.members.size(); ++b, ++k) {
+                        const int lb = g.members[b].lang;
+                        for (int l = 0; l < n_moe; ++l) {
+                            st.cell(la, lb, l).add(r.pairs[k][(size_t)l]);
+                            if (la != lb) st.cell(lb, la, l).add(r.pairs[k][(size_t)l]);
+                        }
+                    }
+                }
+                if (needed_domains.count(g.domain) && !pivot_store.count({g.domain, g.group}))
+                    for (const auto & mem : g.members)
+                        if (mem.lang == st.pivot) pivot_store[{g.domain, g.group}] = mem.q;
+            }
+            ready.clear();
+        };
+
+        for_each_shard(dir, m, opt.n_threads, [&](int64_t shard, const TraceShard & s) {
+            if (s.n_moe != n_moe || s.n_expert != n_expert || s.top_k != ts.top_k)
+                throw Error(fmt::format("shard {} of trace {} does not match its manifest", shard, dir));
+            // per-sequence statistics of every layer, in parallel; added below in sequence order
+            const auto sums = parallel_map<std::vector<SequenceLayerStats>>(
+                (int64_t)s.seqs.size(), opt.n_threads, [&](int64_t i) {
+                    const TraceSeq & q = s.seqs[(size_t)i];
+                    return summarise_sequence(s.probs, s.topk, q.tok_begin, q.n_tok, n_moe, n_expert,
+                                              ts.top_k, q.index, sopt);
+                });
+            for (size_t i = 0; i < s.seqs.size(); ++i) {
+                const TraceSeq & q = s.seqs[i];
+                if (q.lang < 0 || (size_t)q.lang >= lang_map.size() || q.domain < 0 ||
+                    (size_t)q.domain >= dom_map.size())
+                    throw Error(
+                        fmt::format("trace {}: sequence {} has a language or domain index outside "
+                                    "the manifest",
+                                    dir, q.index));
+                const int lang = lang_map[(size_t)q.lang], dom = dom_map[(size_t)q.domain];
+                ++st.n_sequences;
+                st.n_tokens += q.n_tok;
+                for (int l = 0; l < n_moe; ++l) {
+                    st.by_lang[(size_t)lang][(size_t)l].add(sums[i][(size_t)l]);
+                    st.by_domain[(size_t)dom][(size_t)l].add(sums[i][(size_t)l]);
+                }
+                if (q.group < 0) continue;  // unpaired: no divergence from the pivot
+                const std::pair<int, int64_t> key{dom, q.group};
+                if (!open || open->domain != dom || open->group != q.group) {
+                    close_open();
+                    if (closed.count(key))
+                        throw Error(
+                            fmt::format("trace {} is not group-major: group {} appears twice", dir, q.group));
+                    open = Group{.domain = dom, .group = q.group};
+                }
+                for (const auto & mem : open->members)
+                    if (mem.lang == lang)
+                        throw Error(
+                            fmt::format("mismatched parallel groups: group {} of trace {} has two {} "
+                                        "sequences",
+                                        q.group, dir, st.langs[(size_t)lang]));
+                Member mem{.lang = lang};
+                if (q.n_tok > 0) {  // q as float: E values per slot
+                    mem.q.resize((size_t)n_moe * (size_t)n_expert);
+                    for (int l = 0; l < n_moe; ++l)
+                        std::copy(sums[i][(size_t)l].importance.begin(), sums[i][(size_t)l].importance.end(),
+                                  mem.q.begin() + (ptrdiff_t)l * n_expert);
+                }
+                open->members.push_back(std::move(mem));
+                st.paired[(size_t)lang] = 1;
+            }
+            flush_ready();
+        });
+        close_open();
+        flush_ready();
+    }
+    return st;
+}
+
+}  // namespace rs::analysis

@@ -1,0 +1,127 @@
+// Evaluation prompts (routescope/eval_prompt.h): MGSM k-shot prompts with localised labels, the exemplar /
+// evaluation split, stop strings, and 0-shot multiple-choice prompts with their letter continuations.
+//
+// Limits: labels exist for the 11 MGSM languages only; other languages get English labels. Prompts are raw
+// text (no chat template): apply one in the caller if the model needs it.
+#include <algorithm>
+#include <map>
+
+#include <fmt/format.h>
+
+#include "routescope/common.h"
+#include "routescope/eval_prompt.h"
+
+namespace rs {
+namespace {
+
+// Question labels: LM Evaluation Harness lm_eval/tasks/mgsm/utils.py (LANGUAGES[*]["QUESTION"]), which
+// follow the MGSM exemplars of Shi et al. 2023. Answer labels: the plain word for "answer" in each language.
+// Keyed by FLoRes-200 code; MGSM short codes map through kShortCodes.
+const std::map<std::string, MgsmLabels> kLabels = {
+    {"eng_Latn", {"Question:", "Answer:"}},    {"ben_Beng", {"প্রশ্ন:", "উত্তর:"}},
+    {"deu_Latn", {"Frage:", "Antwort:"}},      {"spa_Latn", {"Pregunta:", "Respuesta:"}},
+    {"fra_Latn", {"Question :", "Réponse :"}}, {"jpn_Jpan", {"問題:", "答え:"}},
+    {"rus_Cyrl", {"Задача:", "Ответ:"}},       {"swh_Latn", {"Swali:", "Jibu:"}},
+    {"tel_Telu", {"ప్రశ్న:", "సమాధానం:"}},         {"tha_Thai", {"โจทย์:", "คำตอบ:"}},
+    {"zho_Hans", {"问题:", "答案:"}},
+};
+
+const std::map<std::string, std::string> kShortCodes = {
+    {"bn", "ben_Beng"}, {"de", "deu_Latn"}, {"en", "eng_Latn"}, {"es", "spa_Latn"},
+    {"fr", "fra_Latn"}, {"ja", "jpn_Jpan"}, {"ru", "rus_Cyrl"}, {"sw", "swh_Latn"},
+    {"te", "tel_Telu"}, {"th", "tha_Thai"}, {"zh", "zho_Hans"},
+};
+
+std::string underscores_to_spaces(std::string s) {
+    std::replace(s.begin(), s.end(), '_', ' ');
+    return s;
+}
+
+}  // namespace
+
+MgsmLabels mgsm_labels(const std::string & lang) {
+    const auto sc = kShortCodes.find(lang);
+    const std::string code = sc == kShortCodes.end() ? lang : sc->second;
+    const auto it = kLabels.find(code);
+    return it == kLabels.end() ? kLabels.at("eng_Latn") : it->second;
+}
+
+MgsmSplit mgsm_split(std::span<const MathItem> items, int n_shot) {
+    RS_ASSERT(n_shot >= 0);
+    if (items.size() <= (size_t)n_shot)
+        throw Error(
+            fmt::format("mgsm: {} items cannot give {} exemplars and a non-empty evaluation set (lower "
+                        "--shots)",
+                        items.size(), n_shot));
+    MgsmSplit s;
+    s.exemplars.assign(items.begin(), items.begin() + n_shot);
+    s.eval.assign(items.begin() + n_shot, items.end());
+    return s;
+}
+
+std::string mgsm_prompt(std::span<const MathItem> exemplars, const MathItem & item,
+                        const MgsmLabels & labels) {
+    std::string p;
+    for (const MathItem & ex : exemplars) {
+        RS_ASSERT(ex.id != item.id);  // an exemplar must never be the evaluated item
+        p += fmt::format("{} {}\n{} {}\n\n", labels.question, ex.question, labels.answer, ex.answer);
+    }
+    p += fmt::format("{} {}\n{}", labels.question, item.question, labels.answer);
+    return p;
+}
+
+std::vector<std::string> mgsm_stop_strings(const MgsmLabels & labels) {
+    return {"\n\n" + labels.question, "\n" + labels.question, labels.question};
+}
+
+std::string mc_prompt(const McItem & item, const McPromptOptions & opt) {
+    const size_t n = item.options.size();
+    RS_ASSERT(n >= 2 && n <= 26);
+    std::string p;
+    if (opt.subject_header && !item.subject.empty())
+        p += fmt::format("The following are multiple choice questions (with answers) about {}.\n\n",
+                         underscores_to_spaces(item.subject));
+    if (!item.passage.empty()) p += item.passage + "\n\n";
+    p += item.question;
+    for (size_t i = 0; i < n; ++i) p += fmt::format("\n{}. {}", (char)('A' + i), item.options[i]);
+    p += "\nAnswer:";
+    return p;
+}
+
+std::vector<std::string> mc_continuations(size_t n_options) {
+    RS_ASSERT(n_options <= 26);
+    std::vector<std::string> out;
+    for (size_t i = 0; i < n_options; ++i) out.push_back(std::string(" ") + (char)('A' + i));
+    return out;
+}
+
+std::vector<EvalPrompt> mgsm_eval_prompts(std::span<const MathItem> items, int n_shot) {
+    const MgsmSplit split = mgsm_split(items, n_shot);
+    const std::string & lang = items[0].lang;
+    const MgsmLabels labels = mgsm_labels(lang);
+    const std::vector<std::string> stops = mgsm_stop_strings(labels);
+    std::vector<EvalPrompt> out;
+    out.reserve(split.eval.size());
+    for (const MathItem & it : split.eval) {
+        RS_ASSERT(it.lang == lang);  // one language file at a time
+        out.push_back({it.id, it.lang, mgsm_prompt(split.exemplars, it, labels), it.answer, stops, {}});
+    }
+    return out;
+}
+
+std::vector<EvalPrompt> mc_eval_prompts(std::span<const McItem> items, const McPromptOptions & opt) {
+    std::vector<EvalPrompt> out;
+    out.reserve(items.size());
+    for (const McItem & it : items) {
+        RS_ASSERT(it.gold >= 0 && (size_t)it.gold < it.options.size());
+        out.push_back({it.id,
+                       it.lang,
+                       mc_prompt(it, opt),
+                       std::string(1, (char)('A' + it.gold)),
+                       {},
+                       mc_continuations(it.options.size())});
+    }
+    return out;
+}
+
+}  // namespace rs

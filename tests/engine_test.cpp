@@ -77,7 +77,7 @@ TEST_P(EngineArch, TapLeavesOutputBitIdentical) {
     ep.tap = false;
     rs::Engine plain(model, ep);
     const auto toks = flores_tokens(plain, 2);
-    const auto a = tapped.output_logits(toks);
+    const auto a = tapped.output_logits(toks, {}, /*record_routing*/ true);
     const auto b = plain.output_logits(toks);
     ASSERT_EQ(a.size(), b.size());
     for (size_t s = 0; s < a.size(); ++s) {

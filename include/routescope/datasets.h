@@ -9,6 +9,7 @@
 // runs and languages.
 #pragma once
 
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -64,8 +65,24 @@ std::vector<McItem> load_mmlu(const std::string & dir, const std::string & subje
 // Global-MMLU used.
 std::vector<McItem> load_global_mmlu_medical(const std::string & mmlu_dir, const std::string & indices_file);
 
-// Belebele, reshaped jsonl (one passage per line): {text, items: [{question, answers: [{text, correct}]}],
-// metadata.extra.language}. Flattened to one item per question; exactly one answer must be correct.
+// The items of `items` that the indices file names (ids "mmlu/test/<subject>/<row>"), in the file's order;
+// rs::Error when one is missing. Used for English MMLU and for Global-MMLU files alike.
+std::vector<McItem> select_global_mmlu_sample(std::span<const McItem> items,
+                                              const std::string & indices_file);
+
+// Global-MMLU in the CohereForAI/Global-MMLU column layout, as a CSV file with a header (e.g. one language's
+// test split exported from the dataset's parquet): sample_id, subject, question, option_a, option_b,
+// option_c, option_d, answer (A-D); other columns are ignored. sample_id "<subject>/<split>/<row>" gives the
+// MMLU row, so ids are "mmlu/<split>/<subject>/<row>" as for English MMLU (else rows are counted per subject
+// in file order). Every subject is kept; items are labelled `lang`.
+std::vector<McItem> load_global_mmlu_csv(const std::string & file, const std::string & lang);
+
+// Belebele jsonl in either layout, detected per line:
+// - the original release (facebook/belebele, one question per line): flores_passage, question, mc_answer1..4,
+//   correct_answer_num (1-4), dialect (the FLoRes code); ids "belebele/<lang>/<line>";
+// - the reshaped subset staged in shared/data (one passage per line): {text, items: [{question, answers:
+//   [{text, correct}]}], metadata.extra.language}, flattened to one item per question, exactly one correct
+//   answer; ids "belebele/<lang>/<line>/<question>".
 std::vector<McItem> load_belebele(const std::string & file);
 
 // AlpaCare MedInstruct: a jsonl file of {id, instruction, ...}.

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -21,7 +22,9 @@ namespace rs {
 
 struct EngineParams {
     int n_threads = 0;     // 0: all cores
-    int n_batch = 1024;    // tokens per llama_decode (also the context size)
+    int n_batch = 1024;    // tokens per llama_decode
+    int n_ctx = 0;         // KV cache size in tokens, 0: n_batch (generation keeps prompts + outputs of
+                           // all running sequences)
     int n_seq_max = 64;    // sequences per llama_decode (≤ 256)
     int n_gpu_layers = 0;  // >0 offloads layers to a GPU backend when llama.cpp was built with one
     bool tap = true;       // install the router tap (false: plain decoding, for benchmarks and parity)
@@ -32,6 +35,20 @@ struct RouterRecord {
     std::vector<int32_t> tokens;
     std::vector<float> logits;  // [n_tok, n_moe, n_expert] pre-gating logits as the router saw them
     std::vector<int16_t> topk;  // [n_tok, n_moe, top_k] selected expert ids, in the model's order
+};
+
+// Greedy generation (evaluation): the argmax token at every step, ties to the lowest id.
+struct GenerateParams {
+    int max_new_tokens = 256;
+    std::vector<std::string> stops;  // generation ends once the text contains one of them
+};
+
+struct Generation {
+    enum class Stop { eos, stop_string, length };
+    std::string text;             // the generated text, including the stop string that ended it (if any)
+    std::vector<int32_t> tokens;  // the generated tokens (an end-of-generation token is not included)
+    int n_tokens = 0;             // tokens.size()
+    Stop stop = Stop::length;
 };
 
 class Engine {
@@ -45,18 +62,31 @@ class Engine {
     const ModelInfo & info() const;
     const EngineParams & params() const;
 
-    // Tokenizes with the model's vocabulary (BOS added when the model wants it), truncated to max_tokens.
-    std::vector<int32_t> tokenize(const std::string & text, int max_tokens) const;
+    // Tokenizes with the model's vocabulary (BOS added when the model wants it and add_special is set),
+    // truncated to max_tokens.
+    std::vector<int32_t> tokenize(const std::string & text, int max_tokens, bool add_special = true) const;
 
     // Decodes the sequences (each ≤ n_batch tokens), packing as many per llama_decode as fit, and
     // returns their router records in input order. Requires params.tap.
     std::vector<RouterRecord> record(std::span<const std::vector<int32_t>> seqs);
 
-    // Output logits [n_tok, n_vocab] of every token of every sequence, packed the same way (for
-    // parity tests and the plain-decoding benchmark). With the tap installed it records too.
-    std::vector<std::vector<float>> output_logits(std::span<const std::vector<int32_t>> seqs);
+    // Output logits of every sequence, packed the same way: rows [n_pos, n_vocab] for the token
+    // positions listed in positions[s] (ascending), or for every token when `positions` is empty.
+    // Steered by the current plan; record_routing also records (parity tests: asking for the router
+    // nodes must not change the outputs).
+    std::vector<std::vector<float>> output_logits(std::span<const std::vector<int32_t>> seqs,
+                                                  std::span<const std::vector<int32_t>> positions = {},
+                                                  bool record_routing = false);
 
-    // Decodes only (same packing, every token an output): the baseline of the overhead benchmark.
+    // Greedy generation from each prompt (continuous batching: up to n_seq_max sequences whose prompt +
+    // max_new_tokens fit in n_ctx run together). Steered by the current plan. on_done, if given, is
+    // called as each prompt finishes (in completion order); the results are returned in input order.
+    // Throws rs::Error when a prompt cannot fit (prompt + max_new_tokens > n_ctx, prompt > n_batch).
+    std::vector<Generation> generate(std::span<const std::vector<int32_t>> prompts, const GenerateParams & gp,
+                                     const std::function<void(size_t, const Generation &)> & on_done = {});
+
+    // Decodes only (same packing, every token an output, not recorded): the baseline of the overhead
+    // benchmark.
     void decode(std::span<const std::vector<int32_t>> seqs);
 
     int n_vocab() const;

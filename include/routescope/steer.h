@@ -36,9 +36,12 @@ struct SteerOp {
 struct SteerPlan {
     uint64_t seed = 0;
     std::vector<std::vector<SteerOp>> ops;  // [n_layer]
+    std::vector<std::string> warnings;      // valid but worth telling (e.g. forcing more than top-k)
     bool empty() const;
-    // Blocks where a force op exists: the engine also fixes the selected ids there (bias/groups).
+    // Experts forced in block il: the engine also fixes the selected ids there (bias/groups).
     std::vector<int> forced_experts(int il) const;
+    bool has_force(int il) const;
+    int n_steered_experts() const;   // (block, expert) pairs targeted by any op
     nlohmann::json to_json() const;  // for manifests
 };
 

@@ -32,6 +32,7 @@ void add_steer(CLI::App & app) {
                 fmt::print("  block {:3d}: {:<16} experts {}\n", il, how, op.experts);
             }
         if (plan.empty()) fmt::print("  (no rules: steering off)\n");
+        for (const auto & w : plan.warnings) fmt::print("  warning: {}\n", w);
     });
 }
 

@@ -8,20 +8,17 @@
 #include <nlohmann/json.hpp>
 
 #include "routescope/common.h"
-#include "text_io.h"
 #include "routescope/datasets.h"
+#include "routescope/languages.h"
+#include "text_io.h"
 
 namespace fs = std::filesystem;
 
 namespace rs {
 namespace {
 
-const std::map<std::string, std::string> kMgsmCodes = {
-    {"bn", "ben_Beng"}, {"de", "deu_Latn"}, {"en", "eng_Latn"}, {"es", "spa_Latn"},
-    {"fr", "fra_Latn"}, {"ja", "jpn_Jpan"}, {"ru", "rus_Cyrl"}, {"sw", "swh_Latn"},
-    {"te", "tel_Telu"}, {"th", "tha_Thai"}, {"zh", "zho_Hans"},
-};
-
+// MGSM's languages, by the ISO 639-1 codes of its file names (mgsm_<code>.tsv).
+const std::vector<std::string> kMgsmIso = {"bn", "de", "en", "es", "fr", "ja", "ru", "sw", "te", "th", "zh"};
 
 std::string trim(std::string_view s) {
     const size_t b = s.find_first_not_of(" \t\r\n");
@@ -105,18 +102,17 @@ std::vector<std::vector<std::string>> parse_csv(std::string_view text, const std
 
 std::vector<std::string> mgsm_languages() {
     std::vector<std::string> langs;
-    for (const auto & [short_code, code] : kMgsmCodes) langs.push_back(code);
+    for (const auto & iso : kMgsmIso) langs.push_back(flores_code(iso));
     std::sort(langs.begin(), langs.end());
     return langs;
 }
 
 std::vector<MathItem> load_mgsm(const std::string & dir, const std::string & lang) {
-    auto it = std::find_if(kMgsmCodes.begin(), kMgsmCodes.end(),
-                           [&](const auto & kv) { return kv.first == lang || kv.second == lang; });
-    if (it == kMgsmCodes.end())
+    const std::string code = flores_code(lang), iso = iso_code(code);
+    if (std::find(kMgsmIso.begin(), kMgsmIso.end(), iso) == kMgsmIso.end())
         throw Error(
             fmt::format("mgsm: unknown language '{}' (MGSM has en bn de es fr ja ru sw te th zh)", lang));
-    const fs::path path = fs::path(dir) / fmt::format("mgsm_{}.tsv", it->first);
+    const fs::path path = fs::path(dir) / fmt::format("mgsm_{}.tsv", iso);
     const std::string text = read_text(path, "mgsm");
     const auto lines = split_lines(text);
     std::vector<MathItem> items;
@@ -125,7 +121,7 @@ std::vector<MathItem> load_mgsm(const std::string & dir, const std::string & lan
         const size_t tab = lines[i].find('\t');
         if (tab == std::string_view::npos || lines[i].find('\t', tab + 1) != std::string_view::npos)
             throw Error(fmt::format("{}: expected question TAB answer", where));
-        MathItem m{fmt::format("mgsm/{}/{}", it->second, i), it->second, trim(lines[i].substr(0, tab)),
+        MathItem m{fmt::format("mgsm/{}/{}", code, i), code, trim(lines[i].substr(0, tab)),
                    parse_number(lines[i].substr(tab + 1), where), ""};
         if (m.question.empty()) throw Error(fmt::format("{}: empty question", where));
         items.push_back(std::move(m));
@@ -184,7 +180,8 @@ std::vector<McItem> load_mmlu(const std::string & dir, const std::string & subje
     return items;
 }
 
-std::vector<McItem> load_global_mmlu_medical(const std::string & mmlu_dir, const std::string & indices_file) {
+std::vector<McItem> select_global_mmlu_sample(std::span<const McItem> items,
+                                              const std::string & indices_file) {
     nlohmann::json j;
     try {
         j = nlohmann::json::parse(read_text(indices_file, "global-mmlu"));
@@ -193,18 +190,85 @@ std::vector<McItem> load_global_mmlu_medical(const std::string & mmlu_dir, const
     }
     if (!j.is_object() || j.empty())
         throw Error(fmt::format("global-mmlu: {}: expected {{subject: [row index, ...]}}", indices_file));
-    std::vector<McItem> items;
+    std::map<std::string, const McItem *> by_id;
+    for (const McItem & it : items) by_id[it.id] = &it;
+    std::vector<McItem> out;
     for (const auto & [subject, indices] : j.items()) {
-        const auto all = load_mmlu(mmlu_dir, subject, "test");
         if (!indices.is_array())
             throw Error(fmt::format("global-mmlu: {}: '{}' is not a list", indices_file, subject));
         for (const auto & idx : indices) {
-            if (!idx.is_number_integer() || idx.get<int64_t>() < 0 || idx.get<size_t>() >= all.size())
-                throw Error(fmt::format("global-mmlu: {}: index {} out of range for {} ({} rows)",
-                                        indices_file, idx.dump(), subject, all.size()));
-            items.push_back(all[idx.get<size_t>()]);
+            const auto hit = idx.is_number_integer()
+                                 ? by_id.find(fmt::format("mmlu/test/{}/{}", subject, idx.get<int64_t>()))
+                                 : by_id.end();
+            if (hit == by_id.end()) {
+                const auto n_rows = std::count_if(items.begin(), items.end(),
+                                                  [&](const McItem & it) { return it.subject == subject; });
+                throw Error(fmt::format("global-mmlu: {}: index {} out of range for {} ({} test rows given)",
+                                        indices_file, idx.dump(), subject, n_rows));
+            }
+            out.push_back(*hit->second);
         }
     }
+    return out;
+}
+
+std::vector<McItem> load_global_mmlu_medical(const std::string & mmlu_dir, const std::string & indices_file) {
+    std::vector<McItem> all;
+    for (const auto & subject : mmlu_medical_subjects()) {
+        auto items = load_mmlu(mmlu_dir, subject, "test");
+        all.insert(all.end(), std::make_move_iterator(items.begin()), std::make_move_iterator(items.end()));
+    }
+    return select_global_mmlu_sample(all, indices_file);
+}
+
+std::vector<McItem> load_global_mmlu_csv(const std::string & file, const std::string & lang) {
+    const auto rows = parse_csv(read_text(file, "global-mmlu"), file);
+    if (rows.empty()) throw Error(fmt::format("global-mmlu: {} is empty", file));
+    const auto & head = rows[0];
+    const auto col = [&](const char * name) {
+        const auto it = std::find(head.begin(), head.end(), name);
+        if (it == head.end())
+            throw Error(
+                fmt::format("global-mmlu: {}: no '{}' column (expected the CohereForAI/Global-MMLU "
+                            "columns sample_id, subject, question, option_a..option_d, answer)",
+                            file, name));
+        return (size_t)(it - head.begin());
+    };
+    const size_t c_id = col("sample_id"), c_subject = col("subject"), c_q = col("question"),
+                 c_a = col("option_a"), c_b = col("option_b"), c_c = col("option_c"), c_d = col("option_d"),
+                 c_ans = col("answer");
+    std::map<std::string, int64_t> next_row;  // per subject: running row index when sample_id has none
+    std::vector<McItem> items;
+    for (size_t i = 1; i < rows.size(); ++i) {
+        const auto & r = rows[i];
+        const std::string where = fmt::format("global-mmlu: {} record {}", file, i);
+        if (r.size() != head.size())
+            throw Error(fmt::format("{}: {} fields, the header has {}", where, r.size(), head.size()));
+        const std::string subject = trim(r[c_subject]), letter = trim(r[c_ans]);
+        if (letter.size() != 1 || letter[0] < 'A' || letter[0] > 'D')
+            throw Error(fmt::format("{}: answer '{}' is not A-D", where, r[c_ans]));
+        // sample_id is "<subject>/<split>/<row>" (the MMLU row): keep that row so ids match English MMLU
+        int64_t row = next_row[subject]++;
+        std::string split = "test";
+        const std::string sid = trim(r[c_id]);
+        const size_t s1 = sid.find('/'), s2 = sid.rfind('/');
+        if (s1 != std::string::npos && s2 > s1 && sid.substr(0, s1) == subject) {
+            split = sid.substr(s1 + 1, s2 - s1 - 1);
+            try {
+                row = std::stoll(sid.substr(s2 + 1));
+            } catch (const std::exception &) {
+                throw Error(fmt::format("{}: sample_id '{}' does not end in a row number", where, sid));
+            }
+        }
+        items.push_back({fmt::format("mmlu/{}/{}/{}", split, subject, row),
+                         lang,
+                         subject,
+                         "",
+                         trim(r[c_q]),
+                         {trim(r[c_a]), trim(r[c_b]), trim(r[c_c]), trim(r[c_d])},
+                         letter[0] - 'A'});
+    }
+    if (items.empty()) throw Error(fmt::format("global-mmlu: {} has no rows", file));
     return items;
 }
 
@@ -212,6 +276,25 @@ std::vector<McItem> load_belebele(const std::string & file) {
     std::vector<McItem> items;
     const std::string stem = fs::path(file).stem().string();
     for_each_jsonl(file, "belebele", [&](const nlohmann::json & j, const std::string & where, size_t i) {
+        if (j.contains("flores_passage")) {  // the original release: one question per line
+            const std::string lang = j.value("dialect", stem);
+            McItem m{fmt::format("belebele/{}/{}", lang, i),
+                     lang,
+                     "",
+                     trim(j.at("flores_passage").get<std::string>()),
+                     trim(j.at("question").get<std::string>()),
+                     {},
+                     -1};
+            for (int a = 1; a <= 4; ++a)
+                m.options.push_back(trim(j.at(fmt::format("mc_answer{}", a)).get<std::string>()));
+            const auto & c = j.at("correct_answer_num");
+            const int num = c.is_string() ? std::atoi(c.get<std::string>().c_str()) : c.get<int>();
+            if (num < 1 || num > 4)
+                throw Error(fmt::format("{}: correct_answer_num {} is not 1-4", where, c.dump()));
+            m.gold = num - 1;
+            items.push_back(std::move(m));
+            return;
+        }
         const auto meta = j.find("metadata");
         const std::string lang =
             meta != j.end() && meta->contains("extra") ? meta->at("extra").value("language", stem) : stem;

@@ -8,6 +8,7 @@
 
 #include "routescope/common.h"
 #include "routescope/datasets.h"
+#include "routescope/languages.h"
 
 namespace fs = std::filesystem;
 
@@ -162,6 +163,80 @@ TEST(Datasets, Belebele) {
                    "{\"text\": \"P\", \"items\": [{\"question\": \"Q\", \"answers\": "
                    "[{\"text\": \"a\", \"correct\": true}, {\"text\": \"b\", \"correct\": true}]}]}\n");
     EXPECT_HAS(error_of([&] { rs::load_belebele(two); }), "bb.jsonl:1: question 0 has two correct answers");
+}
+
+// A Global-MMLU file in the CohereForAI column layout (a pandas export: index column first, other columns
+// in between, a quoted multi-line question), then the 420-item sample drawn from it.
+TEST(Datasets, GlobalMmluCsv) {
+    std::string csv =
+        ",sample_id,subject,subject_category,question,option_a,option_b,option_c,option_d,answer,culture\n"
+        "0,virology/test/0,virology,Medical,\"Wie, bitte?\nZweite Zeile\",a,b,c,d,C,\n"
+        "1,virology/test/57,virology,Medical,Q57,a,b,c,d,A,x\n"
+        "2,anatomy/test/3,anatomy,STEM,Q3,a,b,c,d,D,\n";
+    const auto items = rs::load_global_mmlu_csv(write_temp("gm_de.csv", csv), "deu_Latn");
+    ASSERT_EQ(items.size(), 3u);
+    EXPECT_EQ(items[0].id, "mmlu/test/virology/0");
+    EXPECT_EQ(items[0].question, "Wie, bitte?\nZweite Zeile");
+    EXPECT_EQ(items[0].gold, 2);
+    EXPECT_EQ(items[0].lang, "deu_Latn");
+    EXPECT_EQ(items[1].id, "mmlu/test/virology/57");
+    EXPECT_EQ(items[2].subject, "anatomy");
+    EXPECT_EQ(items[2].options, (std::vector<std::string>{"a", "b", "c", "d"}));
+    const std::string idx = write_temp("gm_idx.json", "{\"virology\": [57, 0]}");
+    const auto sample = rs::select_global_mmlu_sample(items, idx);
+    ASSERT_EQ(sample.size(), 2u);
+    EXPECT_EQ(sample[0].question, "Q57");  // the indices file's order
+    EXPECT_HAS(error_of([&] {
+                   rs::select_global_mmlu_sample(items, write_temp("gm_idx2.json", "{\"virology\": [5]}"));
+               }),
+               "index 5 out of range for virology");
+    EXPECT_HAS(
+        error_of([&] { rs::load_global_mmlu_csv(write_temp("gm_bad.csv", "question,answer\nq,A\n"), "x"); }),
+        "no 'sample_id' column");
+    EXPECT_HAS(error_of([&] {
+                   rs::load_global_mmlu_csv(
+                       write_temp("gm_bad2.csv", csv + "3,virology/test/9,virology,M,Q,a,b,c,d,E,\n"), "x");
+               }),
+               "record 4: answer 'E' is not A-D");
+}
+
+// The original Belebele layout (one question per line) is read as well as the staged reshaped one.
+TEST(Datasets, BelebeleOriginalLayout) {
+    const std::string f = write_temp(
+        "bb_orig.jsonl",
+        "{\"link\": \"u\", \"question_number\": 1, \"flores_passage\": \"Passage one.\", \"question\": "
+        "\"Q?\", "
+        "\"mc_answer1\": \"w\", \"mc_answer2\": \"x\", \"mc_answer3\": \"y\", \"mc_answer4\": \"z\", "
+        "\"correct_answer_num\": \"3\", \"dialect\": \"swh_Latn\", \"ds\": \"2023-05-03\"}\n");
+    const auto items = rs::load_belebele(f);
+    ASSERT_EQ(items.size(), 1u);
+    EXPECT_EQ(items[0].id, "belebele/swh_Latn/0");
+    EXPECT_EQ(items[0].lang, "swh_Latn");
+    EXPECT_EQ(items[0].passage, "Passage one.");
+    EXPECT_EQ(items[0].gold, 2);
+    EXPECT_EQ(items[0].options[3], "z");
+    const std::string bad =
+        write_temp("bb_orig_bad.jsonl",
+                   "{\"flores_passage\": \"P\", \"question\": \"Q\", \"mc_answer1\": \"a\", "
+                   "\"mc_answer2\": \"b\", \"mc_answer3\": \"c\", \"mc_answer4\": \"d\", "
+                   "\"correct_answer_num\": \"5\"}\n");
+    EXPECT_HAS(error_of([&] { rs::load_belebele(bad); }), "correct_answer_num \"5\" is not 1-4");
+}
+
+TEST(Languages, IsoAndFloresCodes) {
+    EXPECT_EQ(rs::flores_code("de"), "deu_Latn");
+    EXPECT_EQ(rs::flores_code("zh"), "zho_Hans");
+    EXPECT_EQ(rs::flores_code("fil"), "tgl_Latn");
+    EXPECT_EQ(rs::flores_code("eng_Latn"), "eng_Latn");
+    EXPECT_EQ(rs::flores_code("xx"), "");
+    EXPECT_EQ(rs::iso_code("swh_Latn"), "sw");
+    EXPECT_EQ(rs::iso_code("bam_Latn"), "bm");
+    EXPECT_EQ(rs::iso_code("xyz_Latn"), "");
+    EXPECT_TRUE(rs::is_flores_code("srp_Cyrl"));
+    EXPECT_FALSE(rs::is_flores_code("srp_cyrl"));
+    EXPECT_FALSE(rs::is_flores_code("de"));
+    // every MGSM language maps both ways
+    for (const auto & l : rs::mgsm_languages()) EXPECT_EQ(rs::flores_code(rs::iso_code(l)), l);
 }
 
 TEST(Datasets, AlpaCare) {

@@ -41,9 +41,15 @@ struct Engine::Impl {
         if (model) llama_model_free(model);
     }
 
-    // Packs sequences [i, j) into one batch, decodes it and calls on_seq(index, batch offset, n).
-    template <typename OnBatch>
-    void decode_packed(std::span<const std::vector<int32_t>> seqs, OnBatch && on_batch);
+    // Packs whole sequences into batches (n_batch tokens, n_seq_max − 1 sequences plus a filler),
+    // decodes each and calls on_batch(i, j) for the sequences [i, j) it held. is_output(s, p) says
+    // whether token p of sequence s needs its output logits; record asks the tap to record routing.
+    template <typename IsOutput, typename OnBatch>
+    void decode_packed(std::span<const std::vector<int32_t>> seqs, bool record, IsOutput && is_output,
+                       OnBatch && on_batch);
+
+    // llama_decode with the tap armed for this batch (keys: (position, token) of each column).
+    void decode_batch(const llama_batch & batch, bool record);
 };
 
 Engine::Engine(const std::string & model_path, const EngineParams & params)
@@ -65,8 +71,10 @@ Engine::Engine(const std::string & model_path, const EngineParams & params)
     m.vocab = llama_model_get_vocab(m.model);
     m.filler_token = std::max(0, (int)llama_vocab_bos(m.vocab));
 
+    if (m.params.n_ctx <= 0) m.params.n_ctx = m.params.n_batch;
+    if (m.params.n_ctx < m.params.n_batch) throw Error("the context (--ctx) must hold at least one batch");
     llama_context_params cp = llama_context_default_params();
-    cp.n_ctx = (uint32_t)m.params.n_batch;
+    cp.n_ctx = (uint32_t)m.params.n_ctx;
     cp.n_batch = (uint32_t)m.params.n_batch;
     cp.n_ubatch = (uint32_t)m.params.n_batch;  // one ubatch per decode: columns in batch order (notes §D)
     cp.n_seq_max = (uint32_t)m.params.n_seq_max;
@@ -96,14 +104,14 @@ int Engine::n_vocab() const {
     return llama_vocab_n_tokens(impl_->vocab);
 }
 
-std::vector<int32_t> Engine::tokenize(const std::string & text, int max_tokens) const {
+std::vector<int32_t> Engine::tokenize(const std::string & text, int max_tokens, bool add_special) const {
     std::vector<llama_token> out(text.size() + 8);
     int n = llama_tokenize(impl_->vocab, text.data(), (int32_t)text.size(), out.data(), (int32_t)out.size(),
-                           /*add_special*/ true, /*parse_special*/ false);
+                           add_special, /*parse_special*/ false);
     if (n < 0) {
         out.resize((size_t)-n);
         n = llama_tokenize(impl_->vocab, text.data(), (int32_t)text.size(), out.data(), (int32_t)out.size(),
-                           true, false);
+                           add_special, false);
     }
     RS_ASSERT(n >= 0);
     out.resize((size_t)std::min(n, max_tokens));
@@ -116,15 +124,33 @@ std::vector<int32_t> Engine::tokenize(const std::string & text, int max_tokens) 
 // which makes recordings independent of how sequences were packed.
 constexpr int32_t kMinBatchTokens = 64;
 
-template <typename OnBatch>
-void Engine::Impl::decode_packed(std::span<const std::vector<int32_t>> seqs, OnBatch && on_batch) {
+void Engine::Impl::decode_batch(const llama_batch & batch, bool record) {
+    if (params.tap) {
+        tap.begin_batch(batch.n_tokens, record);
+        for (int32_t k = 0; k < batch.n_tokens; ++k) {
+            // force jitter key: (position, token), independent of how sequences were packed
+            tap.col_key[(size_t)k] = ((uint64_t)batch.pos[k] << 32) | (uint32_t)batch.token[k];
+            if (batch.logits[k]) tap.out_cols.push_back(k);
+        }
+    }
+    const int rc = llama_decode(ctx, batch);
+    if (rc != 0) {
+        tap.armed = false;
+        throw Error(
+            fmt::format("llama_decode failed (status {}) on a batch of {} tokens", rc, batch.n_tokens));
+    }
+    if (params.tap) tap.end_batch();
+}
+
+template <typename IsOutput, typename OnBatch>
+void Engine::Impl::decode_packed(std::span<const std::vector<int32_t>> seqs, bool record,
+                                 IsOutput && is_output, OnBatch && on_batch) {
     llama_batch batch = llama_batch_init(params.n_batch, 0, 1);
     struct BatchFree {
         llama_batch & b;
         ~BatchFree() { llama_batch_free(b); }
     } batch_free{batch};
 
-    std::vector<uint64_t> keys;
     size_t i = 0;
     while (i < seqs.size()) {
         // greedy packing: as many whole sequences as fit in n_batch tokens and n_seq_max slots
@@ -141,7 +167,6 @@ void Engine::Impl::decode_packed(std::span<const std::vector<int32_t>> seqs, OnB
                 fmt::format("a sequence of {} tokens exceeds --batch {}; lower --max-tokens or raise --batch",
                             seqs[i].size(), params.n_batch));
         batch.n_tokens = 0;
-        keys.assign((size_t)params.n_batch, 0);
         for (size_t s = i; s < j; ++s)
             for (size_t p = 0; p < seqs[s].size(); ++p) {
                 const int k = batch.n_tokens++;
@@ -149,8 +174,8 @@ void Engine::Impl::decode_packed(std::span<const std::vector<int32_t>> seqs, OnB
                 batch.pos[k] = (llama_pos)p;
                 batch.n_seq_id[k] = 1;
                 batch.seq_id[k][0] = (llama_seq_id)(s - i);
-                batch.logits[k] = 1;  // every token an output: the last MoE layer then keeps every column
-                keys[k] = ((uint64_t)p << 32) | (uint32_t)seqs[s][p];  // force jitter: batch-independent
+                // recording: every token an output, so the last MoE layer keeps every column
+                batch.logits[k] = record || is_output(s, p);
             }
         for (int32_t p = 0; batch.n_tokens < std::min(kMinBatchTokens, params.n_batch); ++p) {
             const int k = batch.n_tokens++;
@@ -158,20 +183,10 @@ void Engine::Impl::decode_packed(std::span<const std::vector<int32_t>> seqs, OnB
             batch.pos[k] = p;
             batch.n_seq_id[k] = 1;
             batch.seq_id[k][0] = (llama_seq_id)(j - i);
-            batch.logits[k] = 1;
+            batch.logits[k] = record;
         }
         llama_memory_clear(llama_get_memory(ctx), true);
-        if (params.tap) {
-            tap.begin_batch(batch.n_tokens);
-            std::copy(keys.begin(), keys.begin() + batch.n_tokens, tap.col_key.begin());
-        }
-        const int rc = llama_decode(ctx, batch);
-        if (rc != 0) {
-            tap.armed = false;
-            throw Error(
-                fmt::format("llama_decode failed (status {}) on a batch of {} tokens", rc, batch.n_tokens));
-        }
-        if (params.tap) tap.end_batch();
+        decode_batch(batch, record);
         on_batch(i, j);
         i = j;
     }
@@ -182,17 +197,19 @@ std::vector<RouterRecord> Engine::record(std::span<const std::vector<int32_t>> s
     RS_ASSERT(m.params.tap);
     const int L = m.tap.n_moe, E = m.info.n_expert, K = m.info.top_k;
     std::vector<RouterRecord> out(seqs.size());
-    m.decode_packed(seqs, [&](size_t i, size_t j) {
-        int64_t off = 0;  // token offset of sequence s inside the batch
-        for (size_t s = i; s < j; ++s) {
-            const auto n = (int64_t)seqs[s].size();
-            auto & r = out[s];
-            r.tokens = seqs[s];
-            r.logits.assign(m.tap.logits.begin() + off * L * E, m.tap.logits.begin() + (off + n) * L * E);
-            r.topk.assign(m.tap.topk.begin() + off * L * K, m.tap.topk.begin() + (off + n) * L * K);
-            off += n;
-        }
-    });
+    m.decode_packed(
+        seqs, true, [](size_t, size_t) { return true; },
+        [&](size_t i, size_t j) {
+            int64_t off = 0;  // token offset of sequence s inside the batch
+            for (size_t s = i; s < j; ++s) {
+                const auto n = (int64_t)seqs[s].size();
+                auto & r = out[s];
+                r.tokens = seqs[s];
+                r.logits.assign(m.tap.logits.begin() + off * L * E, m.tap.logits.begin() + (off + n) * L * E);
+                r.topk.assign(m.tap.topk.begin() + off * L * K, m.tap.topk.begin() + (off + n) * L * K);
+                off += n;
+            }
+        });
     return out;
 }
 
@@ -206,24 +223,164 @@ void Engine::set_steering(SteerPlan plan) {
 }
 
 void Engine::decode(std::span<const std::vector<int32_t>> seqs) {
-    impl_->decode_packed(seqs, [](size_t, size_t) {});
+    impl_->decode_packed(
+        seqs, false, [](size_t, size_t) { return true; }, [](size_t, size_t) {});
 }
 
-std::vector<std::vector<float>> Engine::output_logits(std::span<const std::vector<int32_t>> seqs) {
+std::vector<std::vector<float>> Engine::output_logits(std::span<const std::vector<int32_t>> seqs,
+                                                      std::span<const std::vector<int32_t>> positions,
+                                                      bool record_routing) {
     auto & m = *impl_;
-    const int V = n_vocab();
+    RS_ASSERT(positions.empty() || positions.size() == seqs.size());
+    RS_ASSERT(!record_routing || m.params.tap);
+    const size_t V = (size_t)n_vocab();
+    // wanted[s][p]: token p of sequence s is an output
+    std::vector<std::vector<uint8_t>> wanted(seqs.size());
+    for (size_t s = 0; s < seqs.size(); ++s) {
+        wanted[s].assign(seqs[s].size(), positions.empty() ? 1 : 0);
+        if (!positions.empty())
+            for (int32_t p : positions[s]) {
+                if (p < 0 || (size_t)p >= seqs[s].size())
+                    throw Error(fmt::format("output position {} outside sequence {} of {} tokens", p, s,
+                                            seqs[s].size()));
+                wanted[s][(size_t)p] = 1;
+            }
+    }
     std::vector<std::vector<float>> out(seqs.size());
-    m.decode_packed(seqs, [&](size_t i, size_t j) {
+    m.decode_packed(
+        seqs, record_routing, [&](size_t s, size_t p) { return wanted[s][p] != 0; },
+        [&](size_t i, size_t j) {
+            int32_t k = 0;  // batch index of token p of sequence s
+            for (size_t s = i; s < j; ++s)
+                for (size_t p = 0; p < seqs[s].size(); ++p, ++k) {
+                    if (!wanted[s][p]) continue;
+                    const float * row = llama_get_logits_ith(m.ctx, k);
+                    RS_ASSERT(row != nullptr);
+                    out[s].insert(out[s].end(), row, row + V);
+                }
+        });
+    return out;
+}
+
+// Continuous batching: every step decodes one token per running sequence plus the whole prompts of the
+// sequences admitted in this step; a finished sequence frees its KV cells and its sequence id at once.
+std::vector<Generation> Engine::generate(std::span<const std::vector<int32_t>> prompts,
+                                         const GenerateParams & gp,
+                                         const std::function<void(size_t, const Generation &)> & on_done) {
+    auto & m = *impl_;
+    if (gp.max_new_tokens < 1) throw Error("--max-new-tokens must be at least 1");
+    const int64_t n_ctx = (int64_t)llama_n_ctx(m.ctx);
+    for (size_t i = 0; i < prompts.size(); ++i) {
+        if (prompts[i].empty()) throw Error(fmt::format("prompt {} has no tokens", i));
+        if ((int64_t)prompts[i].size() > m.params.n_batch ||
+            (int64_t)prompts[i].size() + gp.max_new_tokens > n_ctx)
+            throw Error(
+                fmt::format("a prompt of {} tokens + {} new tokens does not fit (--batch {}, --ctx {}); "
+                            "raise --batch/--ctx or lower --max-new-tokens",
+                            prompts[i].size(), gp.max_new_tokens, m.params.n_batch, n_ctx));
+    }
+    struct Running {
+        size_t index;
+        llama_seq_id seq;
+        llama_pos pos;      // position of `last`
+        int32_t last = -1;  // the newest token, not yet decoded (−1: the prompt is being decoded)
+        int64_t reserved;   // KV cells reserved: prompt + max_new_tokens
+        Generation gen;
+    };
+    std::vector<Generation> out(prompts.size());
+    std::vector<Running> running;
+    std::vector<llama_seq_id> free_ids;
+    for (int s = m.params.n_seq_max - 1; s >= 0; --s) free_ids.push_back(s);
+    llama_memory_clear(llama_get_memory(m.ctx), true);
+    llama_batch batch = llama_batch_init(m.params.n_batch, 0, 1);
+    struct BatchFree {
+        llama_batch & b;
+        ~BatchFree() { llama_batch_free(b); }
+    } batch_free{batch};
+    auto add = [&](int32_t tok, llama_pos pos, llama_seq_id seq, bool output) {
+        const int k = batch.n_tokens++;
+        batch.token[k] = tok;
+        batch.pos[k] = pos;
+        batch.n_seq_id[k] = 1;
+        batch.seq_id[k][0] = seq;
+        batch.logits[k] = output;
+    };
+    const size_t V = (size_t)n_vocab();
+    int64_t used = 0;
+    size_t next = 0;
+    std::string piece(64, '\0');
+    while (next < prompts.size() || !running.empty()) {
+        batch.n_tokens = 0;
+        std::vector<size_t> row_of;  // running index of each output row, in batch order
+        for (size_t r = 0; r < running.size(); ++r) {
+            add(running[r].last, running[r].pos, running[r].seq, true);
+            row_of.push_back(r);
+        }
+        while (next < prompts.size() && !free_ids.empty()) {  // admit what fits, in input order
+            const auto & p = prompts[next];
+            const int64_t need = (int64_t)p.size() + gp.max_new_tokens;
+            if (used + need > n_ctx || batch.n_tokens + (int64_t)p.size() > m.params.n_batch) break;
+            Running r{next++, free_ids.back(), (llama_pos)p.size(), -1, need, {}};
+            free_ids.pop_back();
+            for (size_t q = 0; q < p.size(); ++q) add(p[q], (llama_pos)q, r.seq, q + 1 == p.size());
+            used += need;
+            row_of.push_back(running.size());
+            running.push_back(std::move(r));
+        }
+        RS_ASSERT(batch.n_tokens > 0);
+        m.decode_batch(batch, false);
+        // the argmax of each output row is the next token; ties go to the lowest id
+        std::vector<uint8_t> done(running.size(), 0);
         int32_t k = 0;
-        for (size_t s = i; s < j; ++s) {
-            out[s].resize(seqs[s].size() * (size_t)V);
-            for (size_t p = 0; p < seqs[s].size(); ++p, ++k) {
-                const float * row = llama_get_logits_ith(m.ctx, k);
-                RS_ASSERT(row != nullptr);
-                std::copy(row, row + V, out[s].begin() + (ptrdiff_t)(p * V));
+        for (size_t o = 0; o < row_of.size(); ++o) {
+            while (!batch.logits[k]) ++k;
+            const float * row = llama_get_logits_ith(m.ctx, k++);
+            RS_ASSERT(row != nullptr);
+            const int32_t tok = (int32_t)(std::max_element(row, row + V) - row);
+            Running & r = running[row_of[o]];
+            if (r.last >= 0) ++r.pos;  // `last` has just been decoded at r.pos
+            if (llama_vocab_is_eog(m.vocab, tok)) {
+                r.gen.stop = Generation::Stop::eos;
+                done[row_of[o]] = 1;
+                continue;
+            }
+            int n = llama_token_to_piece(m.vocab, tok, piece.data(), (int32_t)piece.size(), 0, false);
+            if (n < 0) {
+                piece.resize((size_t)-n);
+                n = llama_token_to_piece(m.vocab, tok, piece.data(), (int32_t)piece.size(), 0, false);
+            }
+            const size_t old = r.gen.text.size();
+            r.gen.text.append(piece.data(), (size_t)std::max(n, 0));
+            r.gen.tokens.push_back(tok);
+            ++r.gen.n_tokens;
+            r.last = tok;
+            // a stop string can only end in the newest piece: search from its longest reach back
+            for (const auto & st : gp.stops) {
+                const size_t from = old >= st.size() ? old - st.size() + 1 : 0;
+                if (!st.empty() && r.gen.text.find(st, from) != std::string::npos) {
+                    r.gen.stop = Generation::Stop::stop_string;
+                    done[row_of[o]] = 1;
+                }
+            }
+            if (!done[row_of[o]] && r.gen.n_tokens >= gp.max_new_tokens) {
+                r.gen.stop = Generation::Stop::length;
+                done[row_of[o]] = 1;
             }
         }
-    });
+        std::vector<Running> still;
+        for (size_t r = 0; r < running.size(); ++r) {
+            if (!done[r]) {
+                still.push_back(std::move(running[r]));
+                continue;
+            }
+            llama_memory_seq_rm(llama_get_memory(m.ctx), running[r].seq, -1, -1);
+            free_ids.push_back(running[r].seq);
+            used -= running[r].reserved;
+            if (on_done) on_done(running[r].index, running[r].gen);
+            out[running[r].index] = std::move(running[r].gen);
+        }
+        running = std::move(still);
+    }
     return out;
 }
 

@@ -22,11 +22,13 @@ void RouterTap::configure(int n_layer_, int n_expert_, int top_k_, const std::ve
     router_bias = router_bias_;
 }
 
-void RouterTap::begin_batch(int64_t n) {
+void RouterTap::begin_batch(int64_t n, bool recording_) {
     n_tokens = n;
-    col_key.resize((size_t)n, 0);
-    logits.assign((size_t)(n * n_moe * n_expert), 0.0f);
-    topk.assign((size_t)(n * n_moe * top_k), -1);
+    recording = recording_;
+    col_key.assign((size_t)n, 0);
+    out_cols.clear();
+    logits.assign(recording ? (size_t)(n * n_moe * n_expert) : 0, 0.0f);
+    topk.assign(recording ? (size_t)(n * n_moe * top_k) : 0, -1);
     col_logits.assign(n_moe, 0);
     col_topk.assign(n_moe, 0);
     armed = true;
@@ -34,6 +36,7 @@ void RouterTap::begin_batch(int64_t n) {
 
 void RouterTap::end_batch() {
     armed = false;
+    if (!recording) return;
     for (int s = 0; s < n_moe; ++s)
         if (col_logits[s] != n_tokens || col_topk[s] != n_tokens)
             throw Error(
@@ -81,24 +84,39 @@ enum class TapNode { none, logits, topk };
 
 TapNode classify(const RouterTap & tap, const ggml_tensor * t, int & il) {
     il = -1;
+    TapNode kind = TapNode::none;
     switch (t->op) {
         case GGML_OP_MUL_MAT:
             il = layer_of_weight(t->src[0], "ffn_gate_inp.weight");
+            kind = TapNode::logits;
             break;
         case GGML_OP_ADD:
             il = layer_of_weight(t->src[1], "ffn_gate_inp.bias");
+            kind = TapNode::logits;
             break;
         case GGML_OP_VIEW:
             il = layer_of_name(t->name, "ffn_moe_topk-");
-            if (il >= 0 && il < tap.n_layer && tap.slot_of_layer[il] >= 0) return TapNode::topk;
-            return TapNode::none;
+            kind = TapNode::topk;
+            break;
         default:
             return TapNode::none;
     }
     if (il < 0 || il >= tap.n_layer || tap.slot_of_layer[il] < 0) return TapNode::none;
     // With a router bias the biased ADD is the router's input, not the bare matmul.
     if (t->op == GGML_OP_MUL_MAT && tap.router_bias[il]) return TapNode::none;
-    return TapNode::logits;
+    if (tap.recording) return kind;
+    // Steering only: the logits of steered blocks, the selected ids where experts are forced.
+    if (tap.steer == nullptr || tap.steer->ops[il].empty()) return TapNode::none;
+    if (kind == TapNode::topk && !tap.steer->has_force(il)) return TapNode::none;
+    return kind;
+}
+
+// Batch token of column j of a router node with n_col columns that starts at column c0 of the batch:
+// every token, or in a block pruned to the outputs (steering only) the j-th output token.
+int64_t column_token(const RouterTap & tap, int64_t c0, int64_t j, int64_t n_col) {
+    if (tap.recording || n_col == tap.n_tokens) return c0 + j;
+    RS_ASSERT(c0 == 0 && n_col == (int64_t)tap.out_cols.size());
+    return tap.out_cols[(size_t)j];
 }
 
 void collect_logits(RouterTap & tap, ggml_tensor * t, int il, int slot) {
@@ -118,13 +136,14 @@ void collect_logits(RouterTap & tap, ggml_tensor * t, int il, int slot) {
     if (tap.steer && !tap.steer->ops[il].empty()) {
         for (int64_t j = 0; j < n_col; ++j)
             steer_logits(std::span(src + j * tap.n_expert, (size_t)tap.n_expert), tap.steer->ops[il],
-                         tap.steer->seed, il, tap.col_key[c0 + j]);
+                         tap.steer->seed, il, tap.col_key[(size_t)column_token(tap, c0, j, n_col)]);
         // consumers run after this callback returns, so they see the steered logits (notes §A)
         if (!host) ggml_backend_tensor_set(t, src, 0, ggml_nbytes(t));
     }
-    for (int64_t j = 0; j < n_col; ++j)  // column j of [E, T_ub] is token c0 + j of the batch
-        std::memcpy(&tap.logits[((c0 + j) * tap.n_moe + slot) * tap.n_expert], src + j * tap.n_expert,
-                    sizeof(float) * tap.n_expert);
+    if (tap.recording)
+        for (int64_t j = 0; j < n_col; ++j)  // column j of [E, T_ub] is token c0 + j of the batch
+            std::memcpy(&tap.logits[((c0 + j) * tap.n_moe + slot) * tap.n_expert], src + j * tap.n_expert,
+                        sizeof(float) * tap.n_expert);
     tap.col_logits[slot] += n_col;
 }
 
@@ -146,6 +165,7 @@ void collect_topk(RouterTap & tap, ggml_tensor * t, int il, int slot) {
         }
         if (!forced.empty() && force_into_selection(row, tap.top_k, forced) && !host)
             ggml_backend_tensor_set(t, ids, j * t->nb[1], sizeof(int32_t) * tap.top_k);
+        if (!tap.recording) continue;
         int16_t * dst = &tap.topk[((c0 + j) * tap.n_moe + slot) * tap.top_k];
         for (int k = 0; k < tap.top_k; ++k) dst[k] = (int16_t)row[k];
     }

@@ -7,6 +7,12 @@
 // whose src[1] is `blk.<il>.ffn_gate_inp.bias` instead (that ADD is named ffn_moe_probs-<il>).
 // The selected ids are the VIEW `ffn_moe_topk-<il>` of the argsort, [k, T] with row stride nb[1].
 // Logits are read in their own callback: the next op (softmax) may run in place over them.
+//
+// Two jobs, chosen per batch: recording asks for every router node of every MoE layer (every token is
+// an output then, so the last layer keeps all columns); steering alone (evaluation) asks only for the
+// logits of the steered blocks and the top-k of blocks with forced experts, so an unsteered decode asks
+// for nothing and runs at plain speed. Without recording the last block may be pruned to the output
+// tokens (notes §B): its columns are then the batch's output tokens, in batch order.
 #pragma once
 
 #include <cstdint>
@@ -26,8 +32,10 @@ struct RouterTap {
     int n_moe = 0;
 
     // per batch
-    bool armed = false;                         // only decodes started by routescope are recorded
+    bool armed = false;                         // only decodes started by routescope are tapped
+    bool recording = false;                     // record every router node (else: steering only)
     int64_t n_tokens = 0;                       // tokens in the current batch
+    std::vector<int32_t> out_cols;              // batch indices of the output tokens (pruned layers)
     std::vector<float> logits;                  // [n_tokens, n_moe, n_expert]
     std::vector<int16_t> topk;                  // [n_tokens, n_moe, top_k]
     std::vector<int64_t> col_logits, col_topk;  // [n_moe] columns received so far (ubatch cursor)
@@ -39,8 +47,9 @@ struct RouterTap {
 
     void configure(int n_layer, int n_expert, int top_k, const std::vector<int> & moe_layers,
                    const std::vector<bool> & router_bias);
-    void begin_batch(int64_t n_tokens);
-    // Throws rs::Error when a layer did not see every token exactly once (token accounting).
+    // Starts a batch of n_tokens; col_key and out_cols are then filled by the caller.
+    void begin_batch(int64_t n_tokens, bool recording);
+    // Recording: throws rs::Error when a layer did not see every token exactly once (token accounting).
     void end_batch();
 };
 

@@ -10,13 +10,14 @@
 
 #include "routescope/common.h"
 #include "routescope/eval_prompt.h"
+#include "routescope/languages.h"
 
 namespace rs {
 namespace {
 
 // Question labels: LM Evaluation Harness lm_eval/tasks/mgsm/utils.py (LANGUAGES[*]["QUESTION"]), which
 // follow the MGSM exemplars of Shi et al. 2023. Answer labels: the plain word for "answer" in each language.
-// Keyed by FLoRes-200 code; MGSM short codes map through kShortCodes.
+// Keyed by FLoRes-200 code; MGSM's ISO codes map through languages.h.
 const std::map<std::string, MgsmLabels> kLabels = {
     {"eng_Latn", {"Question:", "Answer:"}},    {"ben_Beng", {"প্রশ্ন:", "উত্তর:"}},
     {"deu_Latn", {"Frage:", "Antwort:"}},      {"spa_Latn", {"Pregunta:", "Respuesta:"}},
@@ -24,12 +25,6 @@ const std::map<std::string, MgsmLabels> kLabels = {
     {"rus_Cyrl", {"Задача:", "Ответ:"}},       {"swh_Latn", {"Swali:", "Jibu:"}},
     {"tel_Telu", {"ప్రశ్న:", "సమాధానం:"}},         {"tha_Thai", {"โจทย์:", "คำตอบ:"}},
     {"zho_Hans", {"问题:", "答案:"}},
-};
-
-const std::map<std::string, std::string> kShortCodes = {
-    {"bn", "ben_Beng"}, {"de", "deu_Latn"}, {"en", "eng_Latn"}, {"es", "spa_Latn"},
-    {"fr", "fra_Latn"}, {"ja", "jpn_Jpan"}, {"ru", "rus_Cyrl"}, {"sw", "swh_Latn"},
-    {"te", "tel_Telu"}, {"th", "tha_Thai"}, {"zh", "zho_Hans"},
 };
 
 std::string underscores_to_spaces(std::string s) {
@@ -40,9 +35,7 @@ std::string underscores_to_spaces(std::string s) {
 }  // namespace
 
 MgsmLabels mgsm_labels(const std::string & lang) {
-    const auto sc = kShortCodes.find(lang);
-    const std::string code = sc == kShortCodes.end() ? lang : sc->second;
-    const auto it = kLabels.find(code);
+    const auto it = kLabels.find(flores_code(lang));
     return it == kLabels.end() ? kLabels.at("eng_Latn") : it->second;
 }
 

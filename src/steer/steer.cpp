@@ -30,6 +30,22 @@ std::vector<int> SteerPlan::forced_experts(int il) const {
     return out;
 }
 
+bool SteerPlan::has_force(int il) const {
+    if (il < 0 || il >= (int)ops.size()) return false;
+    return std::any_of(ops[il].begin(), ops[il].end(),
+                       [](const SteerOp & op) { return op.method == SteerMethod::force; });
+}
+
+int SteerPlan::n_steered_experts() const {
+    int n = 0;
+    for (const auto & block : ops) {
+        std::set<int> ids;
+        for (const auto & op : block) ids.insert(op.experts.begin(), op.experts.end());
+        n += (int)ids.size();
+    }
+    return n;
+}
+
 static const char * method_name(SteerMethod m) {
     switch (m) {
         case SteerMethod::soft:
@@ -162,9 +178,12 @@ SteerPlan steer_plan_from_json(const nlohmann::json & spec, const ModelInfo & m,
                 throw Error(fmt::format("{}: give \"experts\" or \"set\"", where));
             }
             if (experts.empty()) continue;  // a set may be empty in some layers
+            // Allowed, as in the paper (Appendix A.6): the jitter ε then decides which k of them win.
             if (base.method == SteerMethod::force && (int)experts.size() > m.top_k)
-                throw Error(fmt::format("{}: forcing {} experts in block {} but the model selects only {}",
-                                        where, experts.size(), il, m.top_k));
+                plan.warnings.push_back(fmt::format(
+                    "{}: forcing {} experts in block {} but the model selects {}: only {} of them (by the "
+                    "jitter ε) are selected per token",
+                    where, experts.size(), il, m.top_k, m.top_k));
             SteerOp op = base;
             op.experts = experts;
             plan.ops[il].push_back(op);

@@ -99,14 +99,23 @@ TEST(SteerSpec, ClearErrors) {
               std::string::npos);
     EXPECT_NE(err(R"({"rules": [{"layers": 1, "experts": [], "method": "force"}]})").find("empty"),
               std::string::npos);
-    EXPECT_NE(
-        err(R"({"rules": [{"layers": 1, "experts": [0,1,2], "method": "force"}]})").find("selects only 2"),
-        std::string::npos);
     EXPECT_NE(err(R"({"rules": [{"layers": 1, "set": "x", "method": "force"}]})").find("experts_file"),
               std::string::npos);
     EXPECT_NE(err(R"({"rules": [{"layers": "3-4", "experts": [0], "method": "force"}]})").find("a:b"),
               std::string::npos);
     EXPECT_NE(err(R"({"steer": 1})").find("rules"), std::string::npos);
+}
+
+// Forcing more experts than top-k is allowed, as in Bandarkar et al. 2025 (Appendix A.6): the jitter ε
+// decides which k win, and the plan says so in a warning rather than refusing.
+TEST(SteerSpec, ForcingMoreThanTopKWarns) {
+    const auto p = plan(R"({"rules": [{"layers": 1, "experts": [0, 1, 2], "method": "force"}]})");
+    ASSERT_EQ(p.warnings.size(), 1u);
+    EXPECT_NE(p.warnings[0].find("selects 2"), std::string::npos) << p.warnings[0];
+    EXPECT_TRUE(p.has_force(1));
+    EXPECT_FALSE(p.has_force(2));
+    EXPECT_EQ(p.n_steered_experts(), 3);
+    EXPECT_TRUE(plan(R"({"rules": [{"layers": 1, "experts": [0, 1], "method": "force"}]})").warnings.empty());
 }
 
 TEST(SteerSpec, ExpertSetsFromFile) {

@@ -63,6 +63,10 @@ MathScore score_math(std::string_view gold, std::string_view generated, std::spa
 
 enum class McNorm { none, per_byte, per_token };
 
+// log softmax(logits)[index] = logits[index] − log Σ_v exp(logits[v]), in double with the max subtracted
+// first (so large logits do not overflow): the log-probability of one token under a row of output logits.
+double log_softmax_at(std::span<const float> logits, int32_t index);
+
 // Index of the largest log-likelihood, ties to the lowest index; -1 when empty. NaN never wins.
 int mc_argmax(std::span<const double> loglik);
 

@@ -13,8 +13,12 @@ namespace rs {
 
 class Progress {
   public:
-    Progress(std::string label, int64_t total, bool enabled)
-        : label_(std::move(label)), total_(total), enabled_(enabled), tty_(isatty(fileno(stderr)) != 0) {}
+    Progress(std::string label, int64_t total, bool enabled, std::string unit = "seqs")
+        : label_(std::move(label)),
+          unit_(std::move(unit)),
+          total_(total),
+          enabled_(enabled),
+          tty_(isatty(fileno(stderr)) != 0) {}
 
     // done: items finished so far (of total); tokens: tokens processed in this run.
     void update(int64_t done, int64_t tokens, bool final = false) {
@@ -27,10 +31,10 @@ class Progress {
         const double tps = el > 0 ? (double)tokens / el : 0.0;
         const int64_t done_run = done - first_done_;
         const double eta = done_run > 0 ? el * (double)(total_ - done) / (double)done_run : 0.0;
-        std::fprintf(stderr, "%s%s: %lld/%lld seqs | %lld tok | %.0f tok/s | elapsed %s | ETA %s%s",
+        std::fprintf(stderr, "%s%s: %lld/%lld %s | %lld tok | %.0f tok/s | elapsed %s | ETA %s%s",
                      tty_ ? "\r\033[K" : "", label_.c_str(), (long long)done, (long long)total_,
-                     (long long)tokens, tps, fmt_time(el).c_str(), done_run > 0 ? fmt_time(eta).c_str() : "?",
-                     tty_ && !final ? "" : "\n");
+                     unit_.c_str(), (long long)tokens, tps, fmt_time(el).c_str(),
+                     done_run > 0 ? fmt_time(eta).c_str() : "?", tty_ && !final ? "" : "\n");
         std::fflush(stderr);
     }
     void set_first_done(int64_t d) { first_done_ = d; }  // items skipped on --resume do not count for ETA
@@ -43,7 +47,7 @@ class Progress {
         std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", t / 3600, t / 60 % 60, t % 60);
         return buf;
     }
-    std::string label_;
+    std::string label_, unit_;
     int64_t total_;
     bool enabled_, tty_;
     int64_t first_done_ = 0;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "routescope/analysis.h"
+#include "routescope/file_io.h"
 #include "routescope/metrics.h"
 #include "routescope/trace.h"
 
@@ -56,9 +57,6 @@ class Csv {
     std::string buf_;
     bool row_start_ = true;
 };
-
-// Writes `content` to path via a temporary file and a rename; throws rs::Error naming the file.
-void write_file_atomic(const std::string & path, const std::string & content);
 
 // "a,b,c" of the names
 std::string join(const std::vector<std::string> & v, const std::string & sep = ",");

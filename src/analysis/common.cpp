@@ -203,21 +203,6 @@ void Csv::end_row() {
     row_start_ = true;
 }
 
-void write_file_atomic(const std::string & path, const std::string & content) {
-    const fs::path p(path);
-    if (p.has_parent_path()) fs::create_directories(p.parent_path());
-    const std::string tmp = path + ".tmp";
-    {
-        std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-        if (!f) throw Error("cannot write " + tmp + " (check the directory exists and is writable)");
-        f.write(content.data(), (std::streamsize)content.size());
-        if (!f) throw Error("cannot write " + tmp + " (disk full?)");
-    }
-    std::error_code ec;
-    fs::rename(tmp, p, ec);
-    if (ec) throw Error("cannot rename " + tmp + " to " + path + ": " + ec.message());
-}
-
 std::string join(const std::vector<std::string> & v, const std::string & sep) {
     std::string s;
     for (size_t i = 0; i < v.size(); ++i) s += (i ? sep : "") + v[i];

@@ -207,11 +207,11 @@ ExpertsReport run_experts(const ExpertsOptions & opt) {
             if ((int)g != baseline) rep.n_seq_target += n_seq[g];
         rep.n_seq_baseline = n_seq[(size_t)baseline];
     }
-    analysis::write_file_atomic(opt.out, j.dump(1) + "\n");
+    write_file_atomic(opt.out, j.dump(1) + "\n");
     std::string csv_path = opt.out_csv;
     if (csv_path.empty()) csv_path = std::filesystem::path(opt.out).replace_extension(".csv").string();
     if (csv_path == opt.out) csv_path += ".csv";
-    analysis::write_file_atomic(csv_path, csv.str());
+    write_file_atomic(csv_path, csv.str());
     rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return rep;
 }

@@ -199,6 +199,15 @@ MathScore score_math(std::string_view gold, std::string_view generated, std::spa
 // ---------------------------------------------------------------------------------------------------
 // Multiple choice
 
+double log_softmax_at(std::span<const float> logits, int32_t index) {
+    RS_ASSERT(index >= 0 && (size_t)index < logits.size());
+    double zmax = -INFINITY;
+    for (float v : logits) zmax = std::max(zmax, (double)v);
+    double sum = 0.0;
+    for (float v : logits) sum += std::exp((double)v - zmax);
+    return (double)logits[(size_t)index] - zmax - std::log(sum);
+}
+
 int mc_argmax(std::span<const double> loglik) {
     int best = -1;
     for (size_t i = 0; i < loglik.size(); ++i) {

@@ -165,4 +165,19 @@ TEST(McScore, FourOptionsAndLetters) {
     EXPECT_FALSE(rs::score_mc(std::vector<double>{}, 0).correct);
 }
 
+// log softmax against hand values: logits (0, ln 2, ln 3) give p = (1/6, 2/6, 3/6).
+TEST(LogSoftmax, HandValuesAndLargeLogits) {
+    const std::vector<float> z = {0.0f, (float)std::log(2.0), (float)std::log(3.0)};
+    EXPECT_NEAR(rs::log_softmax_at(z, 0), std::log(1.0 / 6.0), 1e-7);
+    EXPECT_NEAR(rs::log_softmax_at(z, 2), std::log(0.5), 1e-7);
+    // a shift by 1000 changes nothing (no overflow); one logit alone has probability 1
+    const std::vector<float> big = {1000.0f, 1000.0f + (float)std::log(2.0), 1000.0f + (float)std::log(3.0)};
+    EXPECT_NEAR(rs::log_softmax_at(big, 1), std::log(2.0 / 6.0), 1e-4);
+    EXPECT_EQ(rs::log_softmax_at(std::vector<float>{-7.5f}, 0), 0.0);
+    // a −inf logit (a masked token) has log-probability −inf, the rest stay finite
+    const std::vector<float> masked = {0.0f, -INFINITY};
+    EXPECT_EQ(rs::log_softmax_at(masked, 0), 0.0);
+    EXPECT_TRUE(std::isinf(rs::log_softmax_at(masked, 1)));
+}
+
 }  // namespace

@@ -14,6 +14,7 @@
 #include "routescope/common.h"
 #include "routescope/datasets.h"
 #include "routescope/eval_results.h"
+#include "routescope/file_io.h"
 
 namespace fs = std::filesystem;
 
@@ -171,10 +172,7 @@ std::string format_summary(std::span<const SummaryRow> rows) {
 }
 
 void write_summary(const std::string & path, std::span<const SummaryRow> rows) {
-    const std::string text = format_summary(rows);
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    if (!out || !out.write(text.data(), (std::streamsize)text.size()))
-        throw Error(fmt::format("results: cannot write {} (check the directory and free space)", path));
+    write_file_atomic(path, format_summary(rows));
 }
 
 }  // namespace rs

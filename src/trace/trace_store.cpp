@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "routescope/common.h"
+#include "routescope/file_io.h"
 #include "routescope/trace.h"
 #include "safetensors.h"
 
@@ -20,11 +21,22 @@ nlohmann::json manifest_to_json(const TraceManifest & m) {
         {"format", "routescope-trace"},
         {"version", m.version},
         {"tool_version", m.tool_version},
-        {"model", {{"path", m.model_path}, {"sha256", m.model_sha256}, {"arch", m.arch}, {"name", m.model_name},
-                   {"n_layer", m.n_layer}, {"moe_layers", m.moe_layers}, {"n_expert", m.n_expert},
-                   {"top_k", m.top_k}, {"gating", m.gating}}},
-        {"corpus", {{"spec", m.corpus}, {"langs", m.langs}, {"domains", m.domains}, {"n_sequences", m.n_sequences}}},
-        {"store", {{"seqs_per_shard", m.seqs_per_shard}, {"probs_dtype", m.probs_dtype}, {"has_logits", m.has_logits}}},
+        {"model",
+         {{"path", m.model_path},
+          {"sha256", m.model_sha256},
+          {"arch", m.arch},
+          {"name", m.model_name},
+          {"n_layer", m.n_layer},
+          {"moe_layers", m.moe_layers},
+          {"n_expert", m.n_expert},
+          {"top_k", m.top_k},
+          {"gating", m.gating}}},
+        {"corpus",
+         {{"spec", m.corpus}, {"langs", m.langs}, {"domains", m.domains}, {"n_sequences", m.n_sequences}}},
+        {"store",
+         {{"seqs_per_shard", m.seqs_per_shard},
+          {"probs_dtype", m.probs_dtype},
+          {"has_logits", m.has_logits}}},
         {"options", m.options},
     };
 }
@@ -61,27 +73,18 @@ TraceManifest manifest_from_json(const nlohmann::json & j) {
     } catch (const nlohmann::json::exception & e) {
         throw Error(fmt::format("malformed trace manifest ({})", e.what()));
     }
-    if (m.n_expert < 2 || m.top_k < 1 || m.top_k > m.n_expert || m.moe_layers.empty() || m.seqs_per_shard < 1 ||
-        (m.probs_dtype != "f16" && m.probs_dtype != "f32"))
+    if (m.n_expert < 2 || m.top_k < 1 || m.top_k > m.n_expert || m.moe_layers.empty() ||
+        m.seqs_per_shard < 1 || (m.probs_dtype != "f16" && m.probs_dtype != "f32"))
         throw Error("malformed trace manifest (inconsistent sizes)");
     return m;
 }
 
-std::string shard_file_name(int64_t shard) { return fmt::format("shard-{:05d}.safetensors", shard); }
-
-static void write_text_atomic(const fs::path & path, const std::string & text) {
-    const fs::path tmp = path.string() + fmt::format(".tmp-{}", getpid());
-    {
-        std::ofstream f(tmp, std::ios::trunc);
-        if (!f) throw Error(fmt::format("cannot write {}", tmp.string()));
-        f << text;
-        if (!f.flush()) throw Error(fmt::format("write failed for {} (disk full?)", tmp.string()));
-    }
-    fs::rename(tmp, path);
+std::string shard_file_name(int64_t shard) {
+    return fmt::format("shard-{:05d}.safetensors", shard);
 }
 
 void write_manifest(const std::string & dir, const TraceManifest & m) {
-    write_text_atomic(fs::path(dir) / "manifest.json", manifest_to_json(m).dump(2) + "\n");
+    write_file_atomic((fs::path(dir) / "manifest.json").string(), manifest_to_json(m).dump(2) + "\n");
 }
 
 void write_shard(const std::string & dir, int64_t shard, const TraceManifest & m, const TraceShard & s) {
@@ -122,7 +125,9 @@ void write_shard(const std::string & dir, int64_t shard, const TraceManifest & m
         t.push_back({"logits", "F32", {T, L, E}, s.logits.data(), s.logits.size() * 4});
     }
     st_write((fs::path(dir) / shard_file_name(shard)).string(), t,
-             {{"format", "routescope-trace"}, {"version", std::to_string(kTraceVersion)}, {"seq_ids", ids.dump()}});
+             {{"format", "routescope-trace"},
+              {"version", std::to_string(kTraceVersion)},
+              {"seq_ids", ids.dump()}});
 }
 
 std::vector<int64_t> list_shards(const std::string & dir) {
@@ -152,7 +157,8 @@ std::vector<int64_t> prepare_trace_dir(const std::string & dir, const TraceManif
         if (fs::exists(dir) && !fs::is_directory(dir))
             throw Error(fmt::format("output path {} exists and is not a directory", dir));
         if (!list_shards(dir).empty())
-            throw Error(fmt::format("{} holds trace shards but no manifest.json; choose an empty directory", dir));
+            throw Error(
+                fmt::format("{} holds trace shards but no manifest.json; choose an empty directory", dir));
         fs::create_directories(dir);
         write_manifest(dir, m);
         return {};
@@ -162,10 +168,13 @@ std::vector<int64_t> prepare_trace_dir(const std::string & dir, const TraceManif
         throw Error(fmt::format("{} holds a trace of a different model ({}, sha256 {}…); use another --out",
                                 dir, old.model_path, old.model_sha256.substr(0, 12)));
     if (!resume)
-        throw Error(fmt::format("{} already holds a trace; pass --resume to continue it or choose another --out", dir));
+        throw Error(fmt::format(
+            "{} already holds a trace; pass --resume to continue it or choose another --out", dir));
     if (run_identity(old) != run_identity(m))
-        throw Error(fmt::format("{} holds a trace of the same model with another corpus or options; "
-                                "cannot resume it with these arguments", dir));
+        throw Error(
+            fmt::format("{} holds a trace of the same model with another corpus or options; "
+                        "cannot resume it with these arguments",
+                        dir));
     write_manifest(dir, m);
     return list_shards(dir);
 }
@@ -173,7 +182,9 @@ std::vector<int64_t> prepare_trace_dir(const std::string & dir, const TraceManif
 TraceManifest read_manifest(const std::string & dir) {
     const fs::path p = fs::path(dir) / "manifest.json";
     std::ifstream f(p);
-    if (!f) throw Error(fmt::format("{} is not a trace directory (no manifest.json); record one with `routescope trace`", dir));
+    if (!f)
+        throw Error(fmt::format(
+            "{} is not a trace directory (no manifest.json); record one with `routescope trace`", dir));
     nlohmann::json j;
     try {
         j = nlohmann::json::parse(f);

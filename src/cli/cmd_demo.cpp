@@ -18,8 +18,7 @@ namespace rs::cli {
 void add_demo(CLI::App & app) {
     auto * cmd = app.add_subcommand("demo", "Run the main job on the bundled model and data");
     struct Opts {
-        std::string data =
-            std::getenv("ROUTESCOPE_DATA") ? std::getenv("ROUTESCOPE_DATA") : RS_DEFAULT_DATA_DIR;
+        std::string data = default_data_dir();
         std::string out = "runs/demo";
         std::string langs = "eng_Latn,deu_Latn,fra_Latn,rus_Cyrl,zho_Hans,swh_Latn,yor_Latn,hin_Deva";
         int64_t limit = 100;

@@ -12,6 +12,12 @@ void add_demo(CLI::App & app);
 void add_analyze(CLI::App & app);
 void add_experts(CLI::App & app);
 void add_steer(CLI::App & app);
+void add_eval(CLI::App & app);
+void add_compare(CLI::App & app);
+void add_sweep(CLI::App & app);
+
+// The shared data directory: $ROUTESCOPE_DATA, else ../shared/data beside the source tree.
+std::string default_data_dir();
 
 // Comma-separated list → vector ("eng_Latn,deu_Latn").
 std::vector<std::string> split_list(const std::string & s);

@@ -1,11 +1,17 @@
 // routescope: record, analyse and steer the expert routing of MoE language models.
 // Every subcommand lives in its own cmd_*.cpp; errors from bad input are one line and exit 1.
 #include <cstdio>
+#include <cstdlib>
 
 #include "commands.h"
 #include "routescope/common.h"
 
 namespace rs::cli {
+
+std::string default_data_dir() {
+    const char * env = std::getenv("ROUTESCOPE_DATA");
+    return env && *env ? env : RS_DEFAULT_DATA_DIR;
+}
 
 std::vector<std::string> split_list(const std::string & s) {
     std::vector<std::string> out;
@@ -31,6 +37,9 @@ int main(int argc, char ** argv) {
     rs::cli::add_analyze(app);
     rs::cli::add_experts(app);
     rs::cli::add_steer(app);
+    rs::cli::add_eval(app);
+    rs::cli::add_compare(app);
+    rs::cli::add_sweep(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError & e) {

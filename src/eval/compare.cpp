@@ -7,12 +7,16 @@
 // runs); everything is deterministic for a given bootstrap seed.
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <map>
 
 #include <fmt/format.h>
 
 #include "routescope/common.h"
 #include "routescope/eval_compare.h"
+#include "routescope/file_io.h"
+
+namespace fs = std::filesystem;
 
 namespace rs {
 namespace {
@@ -163,6 +167,10 @@ std::string comparison_markdown(const ComparisonTable & t) {
                          points(c.delta_ci.hi), p_value(c.p_mcnemar));
     }
     for (const AverageComparison * a : {&t.non_pivot, &t.low_resource}) {
+        if (a->n_langs == 0) {  // no such language in the runs: nothing to average
+            s += fmt::format("| {} | 0 langs | – | – | – | – | – |\n", a->label);
+            continue;
+        }
         s += fmt::format("| {} | {} lang{} | {} | {} | {} | [{}, {}] | {} |\n", a->label, a->n_langs,
                          a->n_langs == 1 ? "" : "s", percent(a->base), percent(a->steered), points(a->delta),
                          points(a->delta_ci.lo), points(a->delta_ci.hi), p_value(a->sign.p));
@@ -187,12 +195,48 @@ std::string comparison_csv(const ComparisonTable & t) {
                          c.pivot ? 1 : 0, c.low_resource ? 1 : 0);
     }
     for (const AverageComparison * a : {&t.non_pivot, &t.low_resource}) {
+        if (a->n_langs == 0) {  // empty cells rather than zeros that read as 0% accuracy
+            s += fmt::format("{},{},0,0,,,,,,0,0,,,0,{}\n", t.task,
+                             a == &t.non_pivot ? "AVG_non_pivot" : "AVG_low_resource", a == &t.low_resource ? 1 : 0);
+            continue;
+        }
         s += fmt::format("{},{},{},0,{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{},{},{:.6g},,0,{}\n", t.task,
                          a == &t.non_pivot ? "AVG_non_pivot" : "AVG_low_resource", a->n_langs, a->base,
                          a->steered, a->delta, a->delta_ci.lo, a->delta_ci.hi, a->sign.n_pos, a->sign.n_neg,
                          a->sign.p, a == &t.low_resource ? 1 : 0);
     }
     return s;
+}
+
+std::vector<ComparisonTable> compare_result_dirs(const std::string & base_dir, const std::string & steered_dir,
+                                                 const std::string & task, const CompareOptions & opt,
+                                                 const std::string & out_dir) {
+    std::vector<std::vector<ResultRow>> runs;
+    for (const std::string & dir : {base_dir, steered_dir}) {
+        const std::string path = (fs::path(dir) / "results.csv").string();
+        runs.push_back(read_results(path));
+        if (runs.back().empty()) throw Error(fmt::format("compare: {} has no results (run `routescope eval` first)", path));
+    }
+    std::vector<std::string> tasks;  // in order of first appearance in the base run
+    for (const ResultRow & r : runs[0])
+        if ((task.empty() || r.task == task) && std::find(tasks.begin(), tasks.end(), r.task) == tasks.end() &&
+            std::any_of(runs[1].begin(), runs[1].end(), [&](const ResultRow & q) { return q.task == r.task; }))
+            tasks.push_back(r.task);
+    if (tasks.empty())
+        throw Error(task.empty() ? fmt::format("compare: {} and {} share no task", base_dir, steered_dir)
+                                 : fmt::format("compare: task {} is not in both runs", task));
+    std::vector<ComparisonTable> tables;
+    std::string md, csv;
+    for (const auto & t : tasks) {
+        tables.push_back(compare_runs(runs[0], runs[1], t, opt));
+        if (!md.empty()) md += '\n';
+        md += comparison_markdown(tables.back());
+        const std::string c = comparison_csv(tables.back());
+        csv += csv.empty() ? c : c.substr(c.find('\n') + 1);  // one header
+    }
+    write_file_atomic((fs::path(out_dir) / "compare.md").string(), md);
+    write_file_atomic((fs::path(out_dir) / "compare.csv").string(), csv);
+    return tables;
 }
 
 }  // namespace rs

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -194,6 +196,54 @@ TEST(Render, Csv) {
     EXPECT_NE(csv.find("\nmgsm,AVG_low_resource,2,0,0.300000,0.500000,0.200000,"), std::string::npos) << csv;
     // 5 languages + 2 averages + header.
     EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 8);
+}
+
+// Languages without a low-resource member: the low-res row says so instead of reading as 0% accuracy.
+TEST(Render, EmptyAverageIsMarkedAbsent) {
+    Runs r;
+    add(r.base, "belebele", "eng_Latn", "1100", false);
+    add(r.steered, "belebele", "eng_Latn", "1110", true);
+    add(r.base, "belebele", "deu_Latn", "1000", false);
+    add(r.steered, "belebele", "deu_Latn", "1100", true);
+    const auto t = rs::compare_runs(r.base, r.steered, "belebele");
+    EXPECT_EQ(t.low_resource.n_langs, 0);
+    const std::string md = rs::comparison_markdown(t);
+    EXPECT_NE(md.find("| low-res AVG | 0 langs | – | – | – | – | – |\n"), std::string::npos) << md;
+    const std::string csv = rs::comparison_csv(t);
+    EXPECT_NE(csv.find("\nbelebele,AVG_low_resource,0,0,,,,,,0,0,,,0,1\n"), std::string::npos) << csv;
+}
+
+// Two eval directories: every shared task gets a table, one compare.md / compare.csv holds them all.
+TEST(CompareDirs, TablesPerSharedTaskAndFiles) {
+    namespace fs = std::filesystem;
+    const fs::path dir = fs::path(testing::TempDir()) / "rs_compare_dirs";
+    fs::remove_all(dir);
+    const Runs r = five_languages();
+    for (const auto & [name, rows] : {std::pair{"base", &r.base}, std::pair{"steered", &r.steered}}) {
+        rs::ResultsWriter w((dir / name / "results.csv").string());
+        for (const auto & row : *rows) w.append(row);
+    }
+    const auto tables =
+        rs::compare_result_dirs((dir / "base").string(), (dir / "steered").string(), "", {}, dir.string());
+    ASSERT_EQ(tables.size(), 2u);  // mgsm and belebele, in the base run's order
+    EXPECT_EQ(tables[0].task, "mgsm");
+    EXPECT_EQ(tables[1].task, "belebele");
+    std::ifstream md(dir / "compare.md"), csv(dir / "compare.csv");
+    std::string md_text((std::istreambuf_iterator<char>(md)), {}), csv_text((std::istreambuf_iterator<char>(csv)), {});
+    EXPECT_NE(md_text.find("**mgsm**"), std::string::npos);
+    EXPECT_NE(md_text.find("**belebele**"), std::string::npos);
+    EXPECT_EQ(csv_text.find("task,lang"), 0u);
+    EXPECT_EQ(csv_text.find("task,lang", 1), std::string::npos);  // one header for both tables
+    EXPECT_NE(csv_text.find("\nbelebele,deu_Latn,4,0,0.000000,1.000000,"), std::string::npos) << csv_text;
+    EXPECT_EQ(rs::compare_result_dirs((dir / "base").string(), (dir / "steered").string(), "belebele", {},
+                                      dir.string())
+                  .size(),
+              1u);
+    EXPECT_THROW(rs::compare_result_dirs((dir / "base").string(), (dir / "none").string(), "", {}, dir.string()),
+                 rs::Error);
+    EXPECT_THROW(rs::compare_result_dirs((dir / "base").string(), (dir / "steered").string(), "xnli", {},
+                                         dir.string()),
+                 rs::Error);
 }
 
 }  // namespace

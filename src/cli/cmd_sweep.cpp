@@ -1,0 +1,3 @@
+// placeholder
+#include "commands.h"
+namespace rs::cli { void add_sweep(CLI::App &) {} }

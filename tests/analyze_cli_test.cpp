@@ -18,13 +18,6 @@ using json = nlohmann::json;
 
 const char * kLangs = "eng_Latn,deu_Latn,fra_Latn,swh_Latn";
 
-void expect_clean_error(const CliResult & r, const std::string & needle) {
-    EXPECT_EQ(r.exit_code, 1) << r.err;
-    EXPECT_EQ(r.err.rfind("routescope: error: ", 0), 0u) << r.err;
-    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-    EXPECT_NE(r.err.find(needle), std::string::npos) << "expected '" << needle << "' in: " << r.err;
-}
-
 // Traces an OLMoE-style tiny model over FLoRes once per test binary; returns the trace dir.
 std::string trace_of(const std::string & name, const std::string & langs, int limit,
                      const std::string & arch = "olmoe", const std::string & corpus = "",

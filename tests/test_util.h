@@ -3,6 +3,7 @@
 
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -77,6 +78,14 @@ inline CliResult run_cli(const std::string & args) {
     r.err = slurp(errf);
     fs::remove(errf);
     return r;
+}
+
+// A bad-input run: exit code 1 (not a crash), one line on stderr starting with "routescope: error:".
+inline void expect_clean_error(const CliResult & r, const std::string & needle) {
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_EQ(r.err.rfind("routescope: error: ", 0), 0u) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find(needle), std::string::npos) << "expected '" << needle << "' in: " << r.err;
 }
 
 }  // namespace rs::test

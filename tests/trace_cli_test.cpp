@@ -6,6 +6,8 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstring>
+#include <fstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -16,14 +18,6 @@
 namespace {
 
 using namespace rs::test;
-
-// A bad-input run: exit code 1 (not a crash), one line on stderr starting with "routescope: error:".
-void expect_clean_error(const CliResult & r, const std::string & needle) {
-    EXPECT_EQ(r.exit_code, 1) << r.err;
-    EXPECT_EQ(r.err.rfind("routescope: error: ", 0), 0u) << r.err;
-    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-    EXPECT_NE(r.err.find(needle), std::string::npos) << "expected '" << needle << "' in: " << r.err;
-}
 
 std::string trace_args(const std::string & model, const std::string & out, const std::string & extra = "") {
     return "trace --model " + model + " --corpus " + flores_devtest() +
@@ -207,6 +201,43 @@ TEST(TraceCli, SteerValidateAndTraceUnderSteering) {
             const auto ids = s.ids(t, l);
             ASSERT_NE(std::find(ids.begin(), ids.end(), 4), ids.end()) << "token " << t << " slot " << l;
         }
+}
+
+// `trace --steer` with a soft rule against a plain `trace`, both with --logits: in the steered block the
+// recorded pre-gating logits are exactly the unsteered ones plus λ·std(z) on the targeted experts (Eq. 4),
+// and the blocks before it are untouched.
+TEST(TraceCli, SoftSteeringShiftsRecordedLogitsByLambdaStd) {
+    const auto dir = rs::test::temp_dir("steer_soft");
+    const auto model = rs::test::tiny_model("olmoe");
+    const double lambda = -0.8;
+    std::ofstream(dir / "soft.json")
+        << R"({"rules": [{"layers": 2, "experts": [1, 6], "method": "soft", "lambda": -0.8}]})";
+    ASSERT_EQ(rs::test::run_cli(trace_args(model, (dir / "base").string(), "--logits")).exit_code, 0);
+    const auto r = rs::test::run_cli(
+        trace_args(model, (dir / "soft").string(), "--logits --steer " + (dir / "soft.json").string()));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto mb = rs::read_manifest((dir / "base").string()),
+               ms = rs::read_manifest((dir / "soft").string());
+    const int E = mb.n_expert;
+    for (int64_t k = 0; k < 5; ++k) {
+        const auto b = rs::read_shard((dir / "base").string(), mb, k),
+                   s = rs::read_shard((dir / "soft").string(), ms, k);
+        ASSERT_EQ(b.n_tok(), s.n_tok());
+        for (int64_t t = 0; t < b.n_tok(); ++t) {
+            for (int l : {0, 1})  // upstream of block 2: bit-identical
+                ASSERT_EQ(0, std::memcmp(&b.logits[(size_t)((t * b.n_moe + l) * E)],
+                                         &s.logits[(size_t)((t * s.n_moe + l) * E)], sizeof(float) * E));
+            const float * z0 = &b.logits[(size_t)((t * b.n_moe + 2) * E)];
+            const float * z1 = &s.logits[(size_t)((t * s.n_moe + 2) * E)];
+            double mean = 0, var = 0;
+            for (int e = 0; e < E; ++e) mean += z0[e] / E;
+            for (int e = 0; e < E; ++e) var += (z0[e] - mean) * (z0[e] - mean) / E;
+            for (int e = 0; e < E; ++e) {
+                const double want = z0[e] + ((e == 1 || e == 6) ? lambda * std::sqrt(var) : 0.0);
+                ASSERT_NEAR(z1[e], want, 1e-5 * (1 + std::fabs(want))) << "token " << t << " expert " << e;
+            }
+        }
+    }
 }
 
 }  // namespace

@@ -24,7 +24,7 @@ struct Error : std::runtime_error {
 
 }  // namespace rs
 
-#define RS_ASSERT(x)                                      \
-    do {                                                  \
+#define RS_ASSERT(x)                                       \
+    do {                                                   \
         if (!(x)) rs::assert_fail(#x, __FILE__, __LINE__); \
     } while (0)

@@ -80,8 +80,8 @@ std::string comparison_csv(const ComparisonTable & t);
 // Compares the results.csv of two eval directories: one table per task both have (or only `task` when
 // given), written to out_dir as compare.md and compare.csv (all tables, Markdown sections and CSV rows
 // concatenated). rs::Error when a directory has no results or the runs share no task.
-std::vector<ComparisonTable> compare_result_dirs(const std::string & base_dir, const std::string & steered_dir,
-                                                 const std::string & task, const CompareOptions & opt,
-                                                 const std::string & out_dir);
+std::vector<ComparisonTable> compare_result_dirs(const std::string & base_dir,
+                                                 const std::string & steered_dir, const std::string & task,
+                                                 const CompareOptions & opt, const std::string & out_dir);
 
 }  // namespace rs

@@ -13,6 +13,7 @@
 // Implemented in src/eval/tasks.cpp.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -48,5 +49,10 @@ std::vector<EvalPrompt> eval_task_prompts(EvalTask task, const std::string & lan
 // The item id with its language part removed ("mgsm/deu_Latn/7" -> "mgsm/7"): parallel items of different
 // languages share it (dev/test splits keep parallel items together).
 std::string parallel_item_key(const std::string & item_id, const std::string & lang);
+
+// Dev/test split for tuning (sweep): an item is in the dev split when the SplitMix64 mix of
+// (seed, FNV-1a hash of its parallel key) falls below dev_fraction of the 64-bit range. Deterministic and
+// platform independent; parallel items of all languages land in the same split.
+bool in_dev_split(const std::string & parallel_key, double dev_fraction, uint64_t seed);
 
 }  // namespace rs

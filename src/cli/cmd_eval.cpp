@@ -8,27 +8,34 @@
 namespace rs::cli {
 
 void add_eval(CLI::App & app) {
-    auto * cmd = app.add_subcommand("eval", "Evaluate on MGSM, Global-MMLU medicine or Belebele, optionally steered");
+    auto * cmd =
+        app.add_subcommand("eval", "Evaluate on MGSM, Global-MMLU medicine or Belebele, optionally steered");
     auto job = std::make_shared<EvalJob>();
     auto langs = std::make_shared<std::string>();
     job->data.data_dir = default_data_dir();
     cmd->add_option("--model,-m", job->model, "GGUF model file")->required();
     cmd->add_option("--task", job->task, "mgsm | mmlu-med | belebele")->required();
     cmd->add_option("--langs,-l", *langs, "comma-separated languages (default: all the task's data has)");
-    cmd->add_option("--shots", job->n_shot, "MGSM exemplars (from the same language file)")->capture_default_str();
+    cmd->add_option("--shots", job->n_shot, "MGSM exemplars (from the same language file)")
+        ->capture_default_str();
     cmd->add_option("--limit", job->limit, "evaluate the first N items of each language");
     cmd->add_option("--steer", job->steer, "steering spec (JSON)");
-    cmd->add_option("--out,-o", job->out, "output directory (results.csv, summary.csv, details.jsonl)")->required();
+    cmd->add_option("--out,-o", job->out, "output directory (results.csv, summary.csv, details.jsonl)")
+        ->required();
     cmd->add_option("--data", job->data.data_dir, "the shared data directory")->capture_default_str();
-    cmd->add_option("--gmmlu", job->data.gmmlu_dir, "directory of Global-MMLU CSV files <iso>.csv (other languages)");
-    cmd->add_option("--belebele", job->data.belebele_dir, "directory of Belebele jsonl files <flores code>.jsonl");
+    cmd->add_option("--gmmlu", job->data.gmmlu_dir,
+                    "directory of Global-MMLU CSV files <iso>.csv (other languages)");
+    cmd->add_option("--belebele", job->data.belebele_dir,
+                    "directory of Belebele jsonl files <flores code>.jsonl");
     cmd->add_option("--max-new-tokens", job->max_new_tokens, "MGSM: generation limit")->capture_default_str();
-    cmd->add_option("--batch", job->n_batch, "tokens per llama_decode (longest prompt)")->capture_default_str();
+    cmd->add_option("--batch", job->n_batch, "tokens per llama_decode (longest prompt)")
+        ->capture_default_str();
     cmd->add_option("--ctx", job->n_ctx, "KV cache tokens (prompts + outputs of running generations)")
         ->capture_default_str();
     cmd->add_option("--batch-seqs", job->n_seq_max, "sequences per llama_decode")->capture_default_str();
     cmd->add_option("--threads,-t", job->n_threads, "CPU threads (0: all cores)")->capture_default_str();
-    cmd->add_option("--gpu-layers,--ngl", job->n_gpu_layers, "layers to offload to a GPU")->capture_default_str();
+    cmd->add_option("--gpu-layers,--ngl", job->n_gpu_layers, "layers to offload to a GPU")
+        ->capture_default_str();
     cmd->add_flag("--no-progress{false}", job->progress, "do not print the progress line");
     cmd->add_option("--stop-after", job->stop_after, "stop after N items (testing)")->group("");
     cmd->footer(
@@ -38,8 +45,9 @@ void add_eval(CLI::App & app) {
         job->langs = split_list(*langs);
         const auto r = run_eval(*job);
         const auto & c = r.counts;
-        fmt::print("eval: {} items ({} already done, {} evaluated{}), {} tokens in {:.1f} s -> {}\n", c.n_items,
-                   c.n_skipped, c.n_done, c.stopped ? ", stopped early" : "", c.n_tokens, c.seconds, job->out);
+        fmt::print("eval: {} items ({} already done, {} evaluated{}), {} tokens in {:.1f} s -> {}\n",
+                   c.n_items, c.n_skipped, c.n_done, c.stopped ? ", stopped early" : "", c.n_tokens,
+                   c.seconds, job->out);
         for (const auto & s : r.summary)
             fmt::print("  {:<10} {:<9} n={:<4} acc {:6.2f}%  [{:.2f}, {:.2f}]\n", s.task, s.lang, s.n,
                        100 * s.accuracy, 100 * s.ci_lo, 100 * s.ci_hi);

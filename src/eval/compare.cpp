@@ -197,7 +197,8 @@ std::string comparison_csv(const ComparisonTable & t) {
     for (const AverageComparison * a : {&t.non_pivot, &t.low_resource}) {
         if (a->n_langs == 0) {  // empty cells rather than zeros that read as 0% accuracy
             s += fmt::format("{},{},0,0,,,,,,0,0,,,0,{}\n", t.task,
-                             a == &t.non_pivot ? "AVG_non_pivot" : "AVG_low_resource", a == &t.low_resource ? 1 : 0);
+                             a == &t.non_pivot ? "AVG_non_pivot" : "AVG_low_resource",
+                             a == &t.low_resource ? 1 : 0);
             continue;
         }
         s += fmt::format("{},{},{},0,{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{},{},{:.6g},,0,{}\n", t.task,
@@ -208,19 +209,22 @@ std::string comparison_csv(const ComparisonTable & t) {
     return s;
 }
 
-std::vector<ComparisonTable> compare_result_dirs(const std::string & base_dir, const std::string & steered_dir,
-                                                 const std::string & task, const CompareOptions & opt,
-                                                 const std::string & out_dir) {
+std::vector<ComparisonTable> compare_result_dirs(const std::string & base_dir,
+                                                 const std::string & steered_dir, const std::string & task,
+                                                 const CompareOptions & opt, const std::string & out_dir) {
     std::vector<std::vector<ResultRow>> runs;
     for (const std::string & dir : {base_dir, steered_dir}) {
         const std::string path = (fs::path(dir) / "results.csv").string();
         runs.push_back(read_results(path));
-        if (runs.back().empty()) throw Error(fmt::format("compare: {} has no results (run `routescope eval` first)", path));
+        if (runs.back().empty())
+            throw Error(fmt::format("compare: {} has no results (run `routescope eval` first)", path));
     }
     std::vector<std::string> tasks;  // in order of first appearance in the base run
     for (const ResultRow & r : runs[0])
-        if ((task.empty() || r.task == task) && std::find(tasks.begin(), tasks.end(), r.task) == tasks.end() &&
-            std::any_of(runs[1].begin(), runs[1].end(), [&](const ResultRow & q) { return q.task == r.task; }))
+        if ((task.empty() || r.task == task) &&
+            std::find(tasks.begin(), tasks.end(), r.task) == tasks.end() &&
+            std::any_of(runs[1].begin(), runs[1].end(),
+                        [&](const ResultRow & q) { return q.task == r.task; }))
             tasks.push_back(r.task);
     if (tasks.empty())
         throw Error(task.empty() ? fmt::format("compare: {} and {} share no task", base_dir, steered_dir)

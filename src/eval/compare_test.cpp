@@ -229,7 +229,8 @@ TEST(CompareDirs, TablesPerSharedTaskAndFiles) {
     EXPECT_EQ(tables[0].task, "mgsm");
     EXPECT_EQ(tables[1].task, "belebele");
     std::ifstream md(dir / "compare.md"), csv(dir / "compare.csv");
-    std::string md_text((std::istreambuf_iterator<char>(md)), {}), csv_text((std::istreambuf_iterator<char>(csv)), {});
+    std::string md_text((std::istreambuf_iterator<char>(md)), {}),
+        csv_text((std::istreambuf_iterator<char>(csv)), {});
     EXPECT_NE(md_text.find("**mgsm**"), std::string::npos);
     EXPECT_NE(md_text.find("**belebele**"), std::string::npos);
     EXPECT_EQ(csv_text.find("task,lang"), 0u);
@@ -239,8 +240,9 @@ TEST(CompareDirs, TablesPerSharedTaskAndFiles) {
                                       dir.string())
                   .size(),
               1u);
-    EXPECT_THROW(rs::compare_result_dirs((dir / "base").string(), (dir / "none").string(), "", {}, dir.string()),
-                 rs::Error);
+    EXPECT_THROW(
+        rs::compare_result_dirs((dir / "base").string(), (dir / "none").string(), "", {}, dir.string()),
+        rs::Error);
     EXPECT_THROW(rs::compare_result_dirs((dir / "base").string(), (dir / "steered").string(), "xnli", {},
                                          dir.string()),
                  rs::Error);

@@ -8,6 +8,7 @@
 #include "routescope/datasets.h"
 #include "routescope/eval_tasks.h"
 #include "routescope/languages.h"
+#include "routescope/stats.h"
 
 namespace fs = std::filesystem;
 
@@ -138,6 +139,16 @@ std::string parallel_item_key(const std::string & item_id, const std::string & l
     const size_t at = item_id.find(part + "/");
     if (at == std::string::npos) return item_id;
     return item_id.substr(0, at) + item_id.substr(at + part.size());
+}
+
+bool in_dev_split(const std::string & parallel_key, double dev_fraction, uint64_t seed) {
+    uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a 64 (Fowler, Noll, Vo)
+    for (const unsigned char ch : parallel_key) {
+        h ^= ch;
+        h *= 0x100000001b3ull;
+    }
+    const double u = (double)(derive_seed(seed, h, 0x5eedu) >> 11) * 0x1p-53;  // uniform in [0, 1)
+    return u < dev_fraction;
 }
 
 }  // namespace rs

@@ -103,4 +103,20 @@ TEST(EvalTasks, ParallelItemKey) {
     EXPECT_EQ(rs::parallel_item_key("mmlu/test/virology/5", "deu_Latn"), "mmlu/test/virology/5");
 }
 
+TEST(EvalTasks, DevSplit) {
+    int n_dev = 0;
+    for (int i = 0; i < 10000; ++i) n_dev += rs::in_dev_split("mgsm/" + std::to_string(i), 0.3, 7);
+    EXPECT_NEAR(n_dev / 10000.0, 0.3, 0.015);  // binomial sd ≈ 0.0046
+    for (int i = 0; i < 100; ++i) {
+        const std::string k = "belebele/" + std::to_string(i) + "/0";
+        EXPECT_EQ(rs::in_dev_split(k, 0.5, 1), rs::in_dev_split(k, 0.5, 1));  // deterministic
+        EXPECT_FALSE(rs::in_dev_split(k, 0.0, 1));
+        EXPECT_TRUE(rs::in_dev_split(k, 1.0, 1));
+    }
+    int differ = 0;  // another seed draws another split
+    for (int i = 0; i < 200; ++i)
+        differ += rs::in_dev_split(std::to_string(i), 0.5, 1) != rs::in_dev_split(std::to_string(i), 0.5, 2);
+    EXPECT_GT(differ, 50);
+}
+
 }  // namespace

@@ -73,7 +73,8 @@ std::vector<int32_t> prompt_tokens(const Engine & e, const std::string & text) {
     const int limit = e.params().n_batch;
     auto toks = e.tokenize(text, limit + 1);
     if ((int)toks.size() > limit)
-        throw Error(fmt::format("a prompt of more than {} tokens does not fit one batch; raise --batch", limit));
+        throw Error(
+            fmt::format("a prompt of more than {} tokens does not fit one batch; raise --batch", limit));
     return toks;
 }
 
@@ -152,18 +153,24 @@ void check_eval_dir(const std::string & out, const json & model, const json & st
             std::ifstream f(path);
             meta = json::parse(f);
         } catch (const json::exception & e) {
-            throw Error(fmt::format("{} is not readable JSON ({}); remove it or use another --out", path, e.what()));
+            throw Error(
+                fmt::format("{} is not readable JSON ({}); remove it or use another --out", path, e.what()));
         }
         if (meta.value("model", json::object()).value("sha256", "") != model.at("sha256"))
             throw Error(fmt::format("{} holds results of another model ({}); use another --out", out,
                                     meta["model"].value("path", "?")));
         if (meta.value("steer", json()) != steer)
-            throw Error(fmt::format("{} holds results of another steering spec (or none); use another --out", out));
+            throw Error(
+                fmt::format("{} holds results of another steering spec (or none); use another --out", out));
         if (meta["tasks"].contains(task) && meta["tasks"][task] != task_opts)
-            throw Error(fmt::format("{} holds {} results with other settings ({} vs now {}); use another --out", out,
-                                    task, meta["tasks"][task].dump(), task_opts.dump()));
+            throw Error(
+                fmt::format("{} holds {} results with other settings ({} vs now {}); use another --out", out,
+                            task, meta["tasks"][task].dump(), task_opts.dump()));
     } else {
-        meta = {{"tool_version", ROUTESCOPE_VERSION}, {"model", model}, {"steer", steer}, {"tasks", json::object()}};
+        meta = {{"tool_version", ROUTESCOPE_VERSION},
+                {"model", model},
+                {"steer", steer},
+                {"tasks", json::object()}};
     }
     meta["tasks"][task] = task_opts;
     write_file_atomic(path, meta.dump(2) + "\n");
@@ -280,7 +287,8 @@ EvalReport run_eval(const EvalJob & job) {
     std::vector<std::string> langs;
     for (const auto & l : job.langs) {
         const std::string code = flores_code(l);
-        if (code.empty()) throw Error(fmt::format("unknown language code '{}' (use FLoRes-200 codes such as deu_Latn)", l));
+        if (code.empty())
+            throw Error(fmt::format("unknown language code '{}' (use FLoRes-200 codes such as deu_Latn)", l));
         langs.push_back(code);
     }
     if (langs.empty()) langs = eval_task_languages(task, job.data);
@@ -302,9 +310,11 @@ EvalReport run_eval(const EvalJob & job) {
         for (const auto & w : plan.warnings) std::fprintf(stderr, "routescope: warning: %s\n", w.c_str());
     }
     const bool steered = !plan.empty();
-    const json model = {{"path", fs::absolute(job.model).string()}, {"sha256", model_sha256(job.model)}, {"arch", mi.arch}};
+    const json model = {
+        {"path", fs::absolute(job.model).string()}, {"sha256", model_sha256(job.model)}, {"arch", mi.arch}};
     json task_opts = json::object();  // what changes a task's prompts or scores
-    if (eval_task_generates(task)) task_opts = {{"shots", job.n_shot}, {"max_new_tokens", job.max_new_tokens}};
+    if (eval_task_generates(task))
+        task_opts = {{"shots", job.n_shot}, {"max_new_tokens", job.max_new_tokens}};
     check_eval_dir(job.out, model, steered ? plan.to_json() : json(), eval_task_name(task), task_opts);
 
     EngineParams ep;

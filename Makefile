@@ -29,6 +29,7 @@ test-asan:
 
 bench: build
 	$(BUILD)/bench/bench_record_overhead
+	$(BUILD)/bench/bench_steer_overhead
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h')

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include <fmt/format.h>
 
@@ -78,6 +79,11 @@ TEST_P(GenerateArch, LogitsAtPositionsMatchAllOutputs) {
                     : rs::SteerPlan{});
         const auto all = e.output_logits(seqs);
         const auto some = e.output_logits(seqs, pos);
+        // steering without recording (eval: only steered blocks asked) = steering while recording (trace)
+        const auto recorded = e.output_logits(seqs, {}, /*record_routing*/ true);
+        for (size_t s = 0; s < seqs.size(); ++s)
+            ASSERT_EQ(0, std::memcmp(all[s].data(), recorded[s].data(), all[s].size() * sizeof(float)))
+                << "steered " << steered << " sequence " << s;
         for (size_t s = 0; s < seqs.size(); ++s) {
             ASSERT_EQ(some[s].size(), 3 * V);
             for (size_t r = 0; r < 3; ++r)

@@ -11,6 +11,7 @@
 #include "llama.h"
 #include "router_tap.h"
 #include "routescope/common.h"
+#include "tokenize.h"
 
 namespace rs {
 
@@ -105,16 +106,8 @@ int Engine::n_vocab() const {
 }
 
 std::vector<int32_t> Engine::tokenize(const std::string & text, int max_tokens, bool add_special) const {
-    std::vector<llama_token> out(text.size() + 8);
-    int n = llama_tokenize(impl_->vocab, text.data(), (int32_t)text.size(), out.data(), (int32_t)out.size(),
-                           add_special, /*parse_special*/ false);
-    if (n < 0) {
-        out.resize((size_t)-n);
-        n = llama_tokenize(impl_->vocab, text.data(), (int32_t)text.size(), out.data(), (int32_t)out.size(),
-                           add_special, false);
-    }
-    RS_ASSERT(n >= 0);
-    out.resize((size_t)std::min(n, max_tokens));
+    auto out = tokenize_text(impl_->vocab, text, add_special);
+    if ((int)out.size() > max_tokens) out.resize((size_t)std::max(max_tokens, 0));
     return out;
 }
 

@@ -28,6 +28,7 @@
 #include <llama.h>
 
 #include "routescope/common.h"
+#include "routescope/spm_vocab.h"
 
 namespace rs {
 namespace {
@@ -120,25 +121,8 @@ const ArchSpec * find_arch(const std::string & name) {
 // ---------------------------------------------------------------------------------------------
 // Tokenizer: SentencePiece ("llama") with byte fallback, so any UTF-8 text tokenizes.
 
-struct Vocab {
-    std::vector<std::string> tokens;
-    std::vector<float> scores;
-    std::vector<int32_t> types;
-};
-
-Vocab make_vocab() {
-    enum : int32_t { k_normal = 1, k_unknown = 2, k_control = 3, k_byte = 6 };  // llama_token_type
-    Vocab v;
-    auto add = [&](std::string text, float score, int32_t type) {
-        v.tokens.push_back(std::move(text));
-        v.scores.push_back(score);
-        v.types.push_back(type);
-    };
-    add("<unk>", 0.0f, k_unknown);
-    add("<s>", 0.0f, k_control);
-    add("</s>", 0.0f, k_control);
-    for (int b = 0; b < 256; ++b) add(fmt::format("<0x{:02X}>", b), 0.0f, k_byte);
-
+SpmVocab make_vocab() {
+    SpmVocab v = spm_base_vocab();
     // Frequent pieces. SPM merges adjacent pieces pairwise, so a word piece is only reachable when
     // its prefixes are pieces too: add every prefix. Earlier pieces get higher scores (merge first).
     const std::string sp = "\xE2\x96\x81";  // "▁", SentencePiece's space
@@ -170,28 +154,9 @@ Vocab make_vocab() {
     std::set<std::string> seen;
     for (const auto & piece : pieces) {
         if (!seen.insert(piece).second) continue;
-        add(piece, -static_cast<float>(seen.size()), k_normal);
+        v.add(piece, -static_cast<float>(seen.size()), SpmVocab::normal);
     }
     return v;
-}
-
-void set_arr_str(gguf_context * ctx, const char * key, const std::vector<std::string> & values) {
-    std::vector<const char *> ptrs;
-    ptrs.reserve(values.size());
-    for (const auto & s : values) ptrs.push_back(s.c_str());
-    gguf_set_arr_str(ctx, key, ptrs.data(), ptrs.size());
-}
-
-void write_tokenizer(gguf_context * ctx, const Vocab & v) {
-    gguf_set_val_str(ctx, "tokenizer.ggml.model", "llama");
-    set_arr_str(ctx, "tokenizer.ggml.tokens", v.tokens);
-    gguf_set_arr_data(ctx, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, v.scores.data(), v.scores.size());
-    gguf_set_arr_data(ctx, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, v.types.data(), v.types.size());
-    gguf_set_val_u32(ctx, "tokenizer.ggml.unknown_token_id", 0);
-    gguf_set_val_u32(ctx, "tokenizer.ggml.bos_token_id", 1);
-    gguf_set_val_u32(ctx, "tokenizer.ggml.eos_token_id", 2);
-    gguf_set_val_bool(ctx, "tokenizer.ggml.add_bos_token", true);
-    gguf_set_val_bool(ctx, "tokenizer.ggml.add_eos_token", false);
 }
 
 // Hyperparameters every architecture reads (or tolerates).
@@ -341,13 +306,13 @@ void make_model(const MakeModelParams & p, const std::string & path) {
 
     const std::string arch = p.dense ? spec->dense_arch : spec->name;
     std::unique_ptr<gguf_context, decltype(&gguf_free)> meta(gguf_init_empty(), gguf_free);
-    const Vocab vocab = make_vocab();
+    const SpmVocab vocab = make_vocab();
     write_common_kv(meta.get(), arch, p, static_cast<int>(vocab.tokens.size()));
     if (!p.dense) {
         ArchKv kv(meta.get(), arch);
         spec->add_kv(kv, p);
     }
-    write_tokenizer(meta.get(), vocab);
+    write_spm_vocab(meta.get(), vocab);
 
     // CPU only (empty device list): the GGUF writer reads tensor->data, so it must be host memory.
     ggml_backend_dev_t no_devices[] = {nullptr};

@@ -15,6 +15,7 @@ void add_steer(CLI::App & app);
 void add_eval(CLI::App & app);
 void add_compare(CLI::App & app);
 void add_sweep(CLI::App & app);
+void add_train(CLI::App & app);
 
 // The shared data directory: $ROUTESCOPE_DATA, else ../shared/data beside the source tree.
 std::string default_data_dir();

@@ -40,6 +40,7 @@ int main(int argc, char ** argv) {
     rs::cli::add_eval(app);
     rs::cli::add_compare(app);
     rs::cli::add_sweep(app);
+    rs::cli::add_train(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError & e) {

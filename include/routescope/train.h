@@ -67,6 +67,7 @@ struct TrainJob {
     double char_coverage = 0.9995;
     int val_lines = 50;
     int64_t eval_every = 100;
+    bool export_best = true;  // export the weights of the lowest validation loss (else the last step's)
     int64_t checkpoint_every = 100;
     uint64_t seed = 0;
     int n_threads = 0;  // 0: all cores
@@ -86,7 +87,8 @@ struct TrainReport {
     int64_t tokens_seen = 0;
     int64_t train_tokens = 0;  // size of the training set (tokens)
     double final_train_loss = 0;
-    double val_loss = 0;              // over all validation tokens
+    int64_t exported_step = 0;        // the step whose weights were exported
+    double val_loss = 0;              // of the exported weights, over all validation tokens
     std::vector<LangLoss> val_langs;  // per language
     double seconds = 0;
     std::string log_csv;   // the loss curve: step,lr,loss,aux,val_loss,tokens,seconds

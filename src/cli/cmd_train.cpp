@@ -59,6 +59,8 @@ void add_train(CLI::App & app) {
     cmd->add_option("--val-lines", job->val_lines, "last lines of each language held out for validation")
         ->capture_default_str();
     cmd->add_option("--eval-every", job->eval_every, "validation every N steps")->capture_default_str();
+    cmd->add_flag("--export-last{false}", job->export_best,
+                  "export the last step's weights, not the best validated ones");
     cmd->add_option("--checkpoint-every", job->checkpoint_every, "checkpoint every N steps")
         ->capture_default_str();
     cmd->add_option("--seed", job->seed, "seed (initialisation and data sampling)")->capture_default_str();
@@ -77,8 +79,10 @@ void add_train(CLI::App & app) {
         fmt::print(
             "train: {} steps, {:.2f}M parameters, {} tokens seen ({} in the training set) in {:.0f} s\n",
             r.steps, r.n_params / 1e6, r.tokens_seen, r.train_tokens, r.seconds);
-        fmt::print("train: final training loss {:.3f}, validation loss {:.3f} (perplexity {:.1f})\n",
-                   r.final_train_loss, r.val_loss, std::exp(r.val_loss));
+        fmt::print(
+            "train: final training loss {:.3f}; exported the weights of step {}: validation loss {:.3f} "
+            "(perplexity {:.1f})\n",
+            r.final_train_loss, r.exported_step, r.val_loss, std::exp(r.val_loss));
         for (const auto & l : r.val_langs)
             fmt::print("  {:<9} val loss {:.3f} ({} tokens)\n", l.lang, l.loss, l.n_tokens);
         fmt::print("train: -> {} (loss curve {})\n", job->out, r.log_csv);

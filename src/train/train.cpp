@@ -313,6 +313,10 @@ TrainReport run_train(const TrainJob & job) {
     SplitMix64 rng(derive_seed(job.seed, 0x7a11, 0));
     int64_t step = 0, tokens_seen = 0;
     std::string log = "step,lr,loss,aux,val_loss,tokens,seconds\n";
+    // the weights with the lowest validation loss so far (exported unless export_best is off)
+    std::vector<torch::Tensor> best;
+    int64_t best_step = -1;
+    double best_val = INFINITY;
     const json cfg_json = config_json(job);
     if (job.resume && fs::exists(latest_file(ckroot))) {
         std::ifstream lf(latest_file(ckroot));
@@ -338,6 +342,9 @@ TrainReport run_train(const TrainJob & job) {
         step = st.at("step").get<int64_t>();
         tokens_seen = st.at("tokens_seen").get<int64_t>();
         rng.state = st.at("rng").get<uint64_t>();
+        best_step = st.value("best_step", int64_t{-1});
+        best_val = st.value("best_val", (double)INFINITY);
+        if (best_step >= 0) torch::load(best, (d / "best.pt").string());
         std::ifstream logf(d / "log.csv");
         log.assign(std::istreambuf_iterator<char>(logf), {});
         std::fprintf(stderr, "train: resuming from %s (step %lld)\n", d.c_str(), (long long)step);
@@ -349,10 +356,14 @@ TrainReport run_train(const TrainJob & job) {
         fs::create_directories(tmp);
         torch::save(model.parameters(), (tmp / "model.pt").string());
         torch::save(opt, (tmp / "optim.pt").string());
-        write_file_atomic(
-            (tmp / "state.json").string(),
-            json{{"step", step}, {"tokens_seen", tokens_seen}, {"rng", rng.state}, {"config", cfg_json}}.dump(
-                2));
+        if (best_step >= 0) torch::save(best, (tmp / "best.pt").string());
+        json st = {{"step", step},
+                   {"tokens_seen", tokens_seen},
+                   {"rng", rng.state},
+                   {"config", cfg_json},
+                   {"best_step", best_step}};
+        if (best_step >= 0) st["best_val"] = best_val;
+        write_file_atomic((tmp / "state.json").string(), st.dump(2));
         write_file_atomic((tmp / "log.csv").string(), log);
         fs::remove_all(d);
         fs::rename(tmp, d);
@@ -364,6 +375,7 @@ TrainReport run_train(const TrainJob & job) {
 
     // ---- training
     const bool tty = isatty(fileno(stderr)) != 0;
+    double last_line_at = 0;  // a log file (no tty) gets a line at least every 30 s
     const auto t_train = std::chrono::steady_clock::now();
     const int64_t step0 = step;
     double last_loss = 0, ema = 0;
@@ -391,8 +403,14 @@ TrainReport run_train(const TrainJob & job) {
         last_loss = ce.item<double>();
         ema = step == step0 + 1 ? last_loss : 0.95 * ema + 0.05 * last_loss;
         double val = -1;
-        if (job.eval_every > 0 && (step % job.eval_every == 0 || step == job.steps))
+        if (job.eval_every > 0 && (step % job.eval_every == 0 || step == job.steps)) {
             val = overall(validation_loss(model, langs, job.seq_len + 1));
+            if (val < best_val) {
+                best_val = val, best_step = step;
+                best.clear();
+                for (const auto & t : model.parameters()) best.push_back(t.detach().clone());
+            }
+        }
         const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_train).count();
         log += fmt::format("{},{:.6g},{:.6f},{:.6f},{},{},{:.1f}\n", step, lr, last_loss,
                            o.aux.item<double>(), val < 0 ? "" : fmt::format("{:.6f}", val), tokens_seen, el);
@@ -408,8 +426,9 @@ TrainReport run_train(const TrainJob & job) {
             if (tty) {
                 std::fprintf(stderr, "\r\033[K%s", line.c_str());
                 if (val >= 0 || step == job.steps) std::fputc('\n', stderr);
-            } else if (val >= 0 || step == job.steps || step == step0 + 1) {
+            } else if (val >= 0 || step == job.steps || step == step0 + 1 || el - last_line_at >= 30) {
                 std::fprintf(stderr, "%s\n", line.c_str());
+                last_line_at = el;
             }
         }
         if ((job.checkpoint_every > 0 && step % job.checkpoint_every == 0) || step == job.steps)
@@ -429,6 +448,13 @@ TrainReport run_train(const TrainJob & job) {
     rep.tokens_seen = tokens_seen;
     rep.train_tokens = train_tokens;
     rep.final_train_loss = last_loss;
+    rep.exported_step = step;
+    if (job.export_best && best_step >= 0 && best_step != step) {  // early stopping on the validation lines
+        torch::NoGradGuard ng;
+        auto ps = model.parameters();
+        for (size_t i = 0; i < ps.size(); ++i) ps[i].copy_(best[i]);
+        rep.exported_step = best_step;
+    }
     rep.val_langs = validation_loss(model, langs, job.seq_len + 1);
     rep.val_loss = overall(rep.val_langs);
     model.save_gguf(job.out, vocab, job.dtype, job.name);

@@ -10,4 +10,7 @@ namespace rs {
 // Creates the parent directory if needed; throws rs::Error naming the file (and a hint) on failure.
 void write_file_atomic(const std::string & path, const std::string & content);
 
+// The whole file; rs::Error naming it when it cannot be read.
+std::string read_file(const std::string & path);
+
 }  // namespace rs

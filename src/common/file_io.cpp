@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include <fmt/format.h>
 
@@ -28,6 +29,12 @@ void write_file_atomic(const std::string & path, const std::string & content) {
     }
     fs::rename(tmp, p, ec);
     if (ec) throw Error(fmt::format("cannot rename {} to {}: {}", tmp, path, ec.message()));
+}
+
+std::string read_file(const std::string & path) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) throw Error(fmt::format("cannot read {} (missing?)", path));
+    return std::string(std::istreambuf_iterator<char>(f), {});
 }
 
 }  // namespace rs

@@ -1,0 +1,71 @@
+// run_perplexity (routescope/perplexity.h): corpus → engine output logits → per-language perplexity.
+#include "routescope/perplexity.h"
+
+#include <cmath>
+#include <map>
+
+#include <fmt/format.h>
+
+#include "routescope/common.h"
+#include "routescope/corpus.h"
+#include "routescope/engine.h"
+#include "routescope/eval_extract.h"
+#include "routescope/progress.h"
+
+namespace rs {
+
+std::vector<LangPerplexity> run_perplexity(const PerplexityJob & job) {
+    const Corpus corpus = load_corpus(job.corpus, {job.langs, job.limit});
+    EngineParams ep;
+    ep.n_threads = job.n_threads;
+    ep.n_batch = job.n_batch;
+    ep.tap = false;
+    Engine engine(job.model, ep);
+    if (job.max_tokens > job.n_batch) throw Error(fmt::format("--max-tokens {} exceeds --batch {}", job.max_tokens, job.n_batch));
+    std::map<std::string, LangPerplexity> acc;
+    const size_t V = (size_t)engine.n_vocab();
+    Progress progress("ppl", (int64_t)corpus.seqs.size(), job.progress);
+    int64_t done = 0, tokens = 0;
+    constexpr size_t kChunk = 32;  // sequences per output_logits call (rows: tokens × vocabulary floats)
+    for (size_t b = 0; b < corpus.seqs.size(); b += kChunk) {
+        const size_t e = std::min(corpus.seqs.size(), b + kChunk);
+        std::vector<std::vector<int32_t>> toks;
+        for (size_t i = b; i < e; ++i) toks.push_back(engine.tokenize(corpus.seqs[i].text, job.max_tokens));
+        const auto rows = engine.output_logits(toks);
+        for (size_t i = b; i < e; ++i) {
+            const auto & t = toks[i - b];
+            auto & a = acc[corpus.seqs[i].lang];
+            a.lang = corpus.seqs[i].lang;
+            ++a.n_seqs;
+            for (size_t j = 1; j < t.size(); ++j) {  // token j from the prefix [0, j): row j − 1
+                a.nll -= log_softmax_at(std::span(rows[i - b]).subspan((j - 1) * V, V), t[j]);
+                ++a.n_tokens;
+            }
+            tokens += (int64_t)t.size();
+        }
+        done += (int64_t)(e - b);
+        progress.update(done, tokens);
+    }
+    progress.update(done, tokens, true);
+    std::vector<LangPerplexity> out;
+    LangPerplexity all{"all", 0, 0, 0.0, 0.0};
+    for (const auto & l : corpus.langs) {
+        auto a = acc[l];
+        all.n_seqs += a.n_seqs, all.n_tokens += a.n_tokens, all.nll += a.nll;
+        a.nll = a.n_tokens ? a.nll / (double)a.n_tokens : 0.0;
+        a.ppl = std::exp(a.nll);
+        out.push_back(a);
+    }
+    all.nll = all.n_tokens ? all.nll / (double)all.n_tokens : 0.0;
+    all.ppl = std::exp(all.nll);
+    out.push_back(all);
+    return out;
+}
+
+std::string perplexity_csv(const std::vector<LangPerplexity> & rows) {
+    std::string s = "lang,n_seqs,n_tokens,nll,ppl\n";
+    for (const auto & r : rows) s += fmt::format("{},{},{},{:.6f},{:.4f}\n", r.lang, r.n_seqs, r.n_tokens, r.nll, r.ppl);
+    return s;
+}
+
+}  // namespace rs

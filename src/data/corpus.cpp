@@ -14,8 +14,8 @@
 #include <nlohmann/json.hpp>
 
 #include "routescope/common.h"
-#include "text_io.h"
 #include "routescope/corpus.h"
+#include "text_io.h"
 
 namespace fs = std::filesystem;
 
@@ -41,7 +41,6 @@ Source parse_spec(const std::string & spec) {
     throw Error(
         fmt::format("corpus '{}' is not a directory, .tsv or .jsonl (use flores:DIR, tsv:F, jsonl:F)", spec));
 }
-
 
 std::vector<std::string_view> split_tabs(std::string_view line) {
     std::vector<std::string_view> out;

@@ -33,7 +33,8 @@ void st_write(const std::string & path, std::span<const StTensorView> tensors,
         size_t n = 1;
         for (int64_t d : t.shape) n *= (size_t)d;
         RS_ASSERT(n * st_dtype_size(t.dtype) == t.nbytes);
-        header[t.name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.nbytes}}};
+        header[t.name] = {
+            {"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.nbytes}}};
         offset += t.nbytes;
     }
     std::string h = header.dump();
@@ -55,11 +56,13 @@ void st_write(const std::string & path, std::span<const StTensorView> tensors,
     if (ec) throw Error(fmt::format("cannot rename {} to {}: {}", tmp, path, ec.message()));
 }
 
-static nlohmann::json parse_header(const std::string & path, const uint8_t * p, size_t size, size_t & data_start) {
+static nlohmann::json parse_header(const std::string & path, const uint8_t * p, size_t size,
+                                   size_t & data_start) {
     if (size < 8) throw Error(fmt::format("{}: not a safetensors file (too short)", path));
     uint64_t n = 0;
     std::memcpy(&n, p, 8);
-    if (n > size - 8 || n > (100u << 20)) throw Error(fmt::format("{}: corrupt safetensors header length", path));
+    if (n > size - 8 || n > (100u << 20))
+        throw Error(fmt::format("{}: corrupt safetensors header length", path));
     data_start = 8 + n;
     try {
         return nlohmann::json::parse(p + 8, p + 8 + n);
@@ -103,7 +106,8 @@ StFile st_read(const std::string & path) {
         for (const auto & d : (*it)["shape"]) n *= d.get<size_t>();
         const size_t b = off[0].get<size_t>(), e = off[1].get<size_t>();
         if (b > e || e > data_size || e - b != n)
-            throw Error(fmt::format("{}: tensor '{}' has inconsistent offsets (truncated file?)", path, it.key()));
+            throw Error(
+                fmt::format("{}: tensor '{}' has inconsistent offsets (truncated file?)", path, it.key()));
     }
     return sf;
 }
@@ -114,7 +118,8 @@ StTensorView StFile::get(const std::string & name, const std::string & dtype) co
     StTensorView v;
     v.name = name;
     v.dtype = t.at("dtype").get<std::string>();
-    if (v.dtype != dtype) throw Error(fmt::format("safetensors: tensor '{}' is {}, expected {}", name, v.dtype, dtype));
+    if (v.dtype != dtype)
+        throw Error(fmt::format("safetensors: tensor '{}' is {}, expected {}", name, v.dtype, dtype));
     v.shape = t.at("shape").get<std::vector<int64_t>>();
     const size_t b = t.at("data_offsets")[0].get<size_t>(), e = t.at("data_offsets")[1].get<size_t>();
     v.data = bytes.data() + data_start + b;

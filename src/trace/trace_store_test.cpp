@@ -63,11 +63,11 @@ TEST(F16, ExactValues) {
     EXPECT_EQ(rs::f32_to_f16(1.0f), 0x3c00);
     EXPECT_EQ(rs::f32_to_f16(0.5f), 0x3800);
     EXPECT_EQ(rs::f32_to_f16(-2.0f), 0xc000);
-    EXPECT_EQ(rs::f32_to_f16(65504.0f), 0x7bff);      // largest finite half
-    EXPECT_EQ(rs::f32_to_f16(65520.0f), 0x7c00);      // rounds to inf
-    EXPECT_EQ(rs::f32_to_f16(0x1p-24f), 0x0001);      // smallest subnormal
-    EXPECT_EQ(rs::f32_to_f16(0x1p-25f), 0x0000);      // tie at half the smallest subnormal: to even (0)
-    EXPECT_EQ(rs::f32_to_f16(0x1.8p-24f), 0x0002);    // 1.5 units: tie, to even (2)
+    EXPECT_EQ(rs::f32_to_f16(65504.0f), 0x7bff);         // largest finite half
+    EXPECT_EQ(rs::f32_to_f16(65520.0f), 0x7c00);         // rounds to inf
+    EXPECT_EQ(rs::f32_to_f16(0x1p-24f), 0x0001);         // smallest subnormal
+    EXPECT_EQ(rs::f32_to_f16(0x1p-25f), 0x0000);         // tie at half the smallest subnormal: to even (0)
+    EXPECT_EQ(rs::f32_to_f16(0x1.8p-24f), 0x0002);       // 1.5 units: tie, to even (2)
     EXPECT_EQ(rs::f32_to_f16(1.0f + 0x1p-11f), 0x3c00);  // tie between 1 and 1+2^-10: to even
     EXPECT_EQ(rs::f32_to_f16(1.0f + 0x1.8p-11f), 0x3c01);
     EXPECT_EQ(rs::f32_to_f16(0.1f), 0x2e66);  // 0.1 = 1.6·2^-4 → mantissa round(0.6·1024)=614=0x266

@@ -49,6 +49,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -97,6 +98,9 @@ struct AnalyzeReport {
 };
 
 AnalyzeReport run_analyze(const AnalyzeOptions & opt);  // throws rs::Error on bad input
+
+// A scores file (--scores): a header line, then lang TAB score per line; rs::Error naming the bad line.
+std::map<std::string, double> read_scores(const std::string & path);
 
 struct ExpertsOptions {
     std::vector<std::string> traces;

@@ -41,32 +41,6 @@ struct DivRow {
     std::vector<std::optional<double>> div;  // per slot, nullopt when no pair is defined
 };
 
-// Scores file: a header line, then lang TAB score.
-std::map<std::string, double> read_scores(const std::string & path) {
-    std::ifstream f(path);
-    if (!f) throw Error("scores file not found: " + path);
-    std::map<std::string, double> out;
-    std::string line;
-    int n = 0;
-    while (std::getline(f, line)) {
-        ++n;
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        if (n == 1 || line.empty()) continue;  // header
-        const size_t tab = line.find('\t');
-        size_t used = 0;
-        double v = 0.0;
-        try {
-            v = std::stod(line.substr(tab == std::string::npos ? line.size() : tab + 1), &used);
-        } catch (const std::exception &) {
-            used = 0;
-        }
-        if (tab == std::string::npos || tab == 0 || used == 0 || !std::isfinite(v))
-            throw Error(fmt::format("{}:{}: expected lang<TAB>score", path, n));
-        out[line.substr(0, tab)] = v;
-    }
-    return out;
-}
-
 json clustering_json(std::span<const double> dist, const std::vector<std::string> & names) {
     const int n = (int)names.size();
     const auto merges = average_linkage(dist, n);
@@ -383,6 +357,32 @@ AnalyzeReport run_analyze(const AnalyzeOptions & opt) {
     AnalyzeReport rep = analysis::write_analysis(st);
     rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return rep;
+}
+
+// analysis.h: a header line, then lang TAB score.
+std::map<std::string, double> read_scores(const std::string & path) {
+    std::ifstream f(path);
+    if (!f) throw Error("scores file not found: " + path);
+    std::map<std::string, double> out;
+    std::string line;
+    int n = 0;
+    while (std::getline(f, line)) {
+        ++n;
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (n == 1 || line.empty()) continue;  // header
+        const size_t tab = line.find('\t');
+        size_t used = 0;
+        double v = 0.0;
+        try {
+            v = std::stod(line.substr(tab == std::string::npos ? line.size() : tab + 1), &used);
+        } catch (const std::exception &) {
+            used = 0;
+        }
+        if (tab == std::string::npos || tab == 0 || used == 0 || !std::isfinite(v))
+            throw Error(fmt::format("{}:{}: expected lang<TAB>score", path, n));
+        out[line.substr(0, tab)] = v;
+    }
+    return out;
 }
 
 }  // namespace rs

@@ -3,6 +3,10 @@
 
 #include <CLI/CLI.hpp>
 
+namespace rs {
+struct ReportSummary;
+}
+
 namespace rs::cli {
 
 void add_trace(CLI::App & app);
@@ -16,9 +20,17 @@ void add_eval(CLI::App & app);
 void add_compare(CLI::App & app);
 void add_sweep(CLI::App & app);
 void add_train(CLI::App & app);
+void add_ppl(CLI::App & app);
+void add_report(CLI::App & app);
 
 // The shared data directory: $ROUTESCOPE_DATA, else ../shared/data beside the source tree.
 std::string default_data_dir();
+
+// The bundled model: $ROUTESCOPE_MODEL, else models/tiny-polyglot-moe.gguf of the source tree.
+std::string default_model();
+
+// The one-paragraph summary of a written report (report and demo print it).
+void print_report_summary(const ReportSummary & s, const std::string & out);
 
 // Comma-separated list → vector ("eng_Latn,deu_Latn").
 std::vector<std::string> split_list(const std::string & s);

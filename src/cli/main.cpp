@@ -13,6 +13,11 @@ std::string default_data_dir() {
     return env && *env ? env : RS_DEFAULT_DATA_DIR;
 }
 
+std::string default_model() {
+    const char * env = std::getenv("ROUTESCOPE_MODEL");
+    return env && *env ? env : RS_DEFAULT_MODEL;
+}
+
 std::vector<std::string> split_list(const std::string & s) {
     std::vector<std::string> out;
     size_t b = 0;
@@ -41,6 +46,8 @@ int main(int argc, char ** argv) {
     rs::cli::add_compare(app);
     rs::cli::add_sweep(app);
     rs::cli::add_train(app);
+    rs::cli::add_ppl(app);
+    rs::cli::add_report(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError & e) {

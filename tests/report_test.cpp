@@ -39,9 +39,9 @@ struct Rendered {
 
 Rendered render(const fs::path & html, const fs::path & work) {
     const fs::path dom = work / "dom.html", log = work / "chromium.log";
-    const int rc = std::system((chromium_cmd(work / "profile", "--dump-dom", html) + " > " + dom.string() +
-                                " 2> " + log.string())
-                                   .c_str());
+    const int rc = std::system(
+        (chromium_cmd(work / "profile", "--dump-dom", html) + " > " + dom.string() + " 2> " + log.string())
+            .c_str());
     EXPECT_EQ(rc, 0) << slurp(log);
     Rendered r;
     const std::string d = slurp(dom);
@@ -75,7 +75,9 @@ void expect_all_drawn(const Rendered & r) {
     }
 }
 
-bool have_chromium() { return fs::exists(kChromium); }
+bool have_chromium() {
+    return fs::exists(kChromium);
+}
 
 }  // namespace
 
@@ -90,6 +92,7 @@ TEST(Report, DemoReportRendersInHeadlessChromium) {
     EXPECT_NE(demo.out.find(html.string()), std::string::npos) << demo.out;
     ASSERT_TRUE(fs::exists(html));
     EXPECT_LT(fs::file_size(html), 3'000'000u);
+    EXPECT_NE(slurp(html).find("<td>swh_Latn</td><td>40</td>"), std::string::npos);  // per-language table
 
     const auto r = render(html, dir);
     expect_all_drawn(r);
@@ -107,7 +110,8 @@ TEST(Report, DemoReportRendersInHeadlessChromium) {
     // a screenshot of the whole page, kept beside the test's outputs
     const fs::path shot = fs::path(RS_BINARY_DIR) / "tests" / "report-demo.png";
     fs::remove(shot);
-    ASSERT_EQ(std::system((chromium_cmd(dir / "profile2", "--window-size=1280,4800 --screenshot=" + shot.string(), html) +
+    ASSERT_EQ(std::system((chromium_cmd(dir / "profile2",
+                                        "--window-size=1280,4800 --screenshot=" + shot.string(), html) +
                            " > /dev/null 2>&1")
                               .c_str()),
               0);
@@ -124,7 +128,10 @@ TEST(Report, StaticExportWritesSvgAndPng) {
                       (dir / "trace").string())
                   .exit_code,
               0);
-    ASSERT_EQ(run_cli("analyze " + (dir / "trace").string() + " --bootstrap 50 -t 1 -o " + (dir / "an").string()).exit_code, 0);
+    ASSERT_EQ(
+        run_cli("analyze " + (dir / "trace").string() + " --bootstrap 50 -t 1 -o " + (dir / "an").string())
+            .exit_code,
+        0);
     ASSERT_EQ(run_cli("experts " + (dir / "trace").string() + " --multilingual --tau 0.05 -t 1 -o " +
                       (dir / "an" / "experts.json").string())
                   .exit_code,
@@ -133,13 +140,15 @@ TEST(Report, StaticExportWritesSvgAndPng) {
                            (dir / "figs").string());
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_NE(r.out.find("report: 7 figures, 2 absent"), std::string::npos) << r.out;
-    for (const char * id : {"divergence", "entropy", "consistency", "expert_delta", "experts_per_layer", "pairwise", "isolation"}) {
+    for (const char * id : {"divergence", "entropy", "consistency", "expert_delta", "experts_per_layer",
+                            "pairwise", "isolation"}) {
         const auto svg = slurp(dir / "figs" / (std::string(id) + ".svg"));
         EXPECT_EQ(svg.rfind("<svg", 0), 0u) << id;
         EXPECT_GT(std::count(svg.begin(), svg.end(), '<'), 20) << id;
         const auto png = slurp(dir / "figs" / (std::string(id) + ".png"));
         EXPECT_EQ(png.substr(1, 3), "PNG") << id;
-        EXPECT_TRUE(json::parse(slurp(dir / "figs" / (std::string(id) + ".vl.json"))).contains("$schema")) << id;
+        EXPECT_TRUE(json::parse(slurp(dir / "figs" / (std::string(id) + ".vl.json"))).contains("$schema"))
+            << id;
     }
 }
 
@@ -149,7 +158,8 @@ TEST(Report, MissingInputsAreMarkedAbsent) {
     const auto dir = temp_dir("report_absent");
     {
         std::ofstream f(dir / "compare.csv");
-        f << "task,lang,n,n_unpaired,base,steered,delta,ci_lo,ci_hi,b,c,p_mcnemar,p_mcnemar_chi2,pivot,low_resource\n"
+        f << "task,lang,n,n_unpaired,base,steered,delta,ci_lo,ci_hi,b,c,p_mcnemar,p_mcnemar_chi2,pivot,low_"
+             "resource\n"
              "mgsm,eng_Latn,50,0,0.40,0.42,0.02,-0.04,0.08,2,3,1,1,1,0\n"
              "mgsm,swh_Latn,50,0,0.10,0.16,0.06,0.00,0.12,1,4,0.375,0.37,0,1\n"
              "mgsm,AVG_non_pivot,1,0,0.10,0.16,0.06,0.00,0.12,1,0,1,,0,0\n"
@@ -159,12 +169,15 @@ TEST(Report, MissingInputsAreMarkedAbsent) {
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_NE(r.out.find("report: 2 figures, 7 absent"), std::string::npos) << r.out;
     const std::string html = slurp(dir / "r.html");
-    EXPECT_NE(html.find("<td>swh_Latn</td><td>50</td><td>10.0</td><td>16.0</td><td>+6.0</td><td>[+0.0, +12.0]</td>"),
-              std::string::npos);
+    EXPECT_NE(
+        html.find(
+            "<td>swh_Latn</td><td>50</td><td>10.0</td><td>16.0</td><td>+6.0</td><td>[+0.0, +12.0]</td>"),
+        std::string::npos);
     EXPECT_EQ(html.find("https://cdn"), std::string::npos);  // offline: nothing fetched
     const auto page = render(dir / "r.html", dir);
     expect_all_drawn(page);
-    EXPECT_EQ(page.titles, (std::vector<std::string>{"Base vs steered accuracy per language", "Effect of steering per language"}));
+    EXPECT_EQ(page.titles, (std::vector<std::string>{"Base vs steered accuracy per language",
+                                                     "Effect of steering per language"}));
     EXPECT_EQ(page.n_absent, 7);
 }
 
@@ -182,13 +195,16 @@ TEST(Report, TwentyFourLanguagesFortyEightLayers) {
                       " --limit 4 --threads 1 --no-progress --out " + (dir / "trace").string())
                   .exit_code,
               0);
-    ASSERT_EQ(run_cli("analyze " + (dir / "trace").string() + " --bootstrap 20 -t 1 -o " + (dir / "an").string()).exit_code, 0);
+    ASSERT_EQ(
+        run_cli("analyze " + (dir / "trace").string() + " --bootstrap 20 -t 1 -o " + (dir / "an").string())
+            .exit_code,
+        0);
     const auto r = run_cli("report " + dir.string() + " --out " + (dir / "r.html").string());
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_LT(fs::file_size(dir / "r.html"), 3'000'000u);
     const auto page = render(dir / "r.html", dir);
     expect_all_drawn(page);
-    EXPECT_EQ(page.titles.size(), 5u);  // no experts, no steering
+    EXPECT_EQ(page.titles.size(), 5u);                                          // no experts, no steering
     EXPECT_NE(slurp(dir / "r.html").find("\"columns\":2"), std::string::npos);  // the legend of 23 languages
 }
 
@@ -202,7 +218,8 @@ TEST(Report, BadInputGivesOneLineErrors) {
         std::ofstream f(dir / "divergence.csv");
         f << "model,trace,lang\nm,t,eng_Latn\n";
     }
-    expect_clean_error(run_cli("report " + dir.string() + " --out " + (dir / "r.html").string()), "no column layer");
+    expect_clean_error(run_cli("report " + dir.string() + " --out " + (dir / "r.html").string()),
+                       "no column layer");
     fs::remove(dir / "divergence.csv");
     std::ofstream(dir / "clusters.json") << "{not json";
     expect_clean_error(run_cli("report " + dir.string() + " --out " + (dir / "r.html").string()), "not JSON");

@@ -4,8 +4,8 @@
 // Readability at 24 languages × 48 layers: lines are selected from the legend (the others fade), the
 // heatmap and Δ views show one layer at a time behind a slider, so no view draws more than one layer's
 // matrix.
-#include <algorithm>
 #include <fmt/format.h>
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -28,7 +28,7 @@ json base_spec(const std::string & title, const std::string & subtitle) {
 
 std::string pivot_of(const Inputs & in) {
     return in.summary.is_object() && in.summary.contains("pivot") ? in.summary["pivot"].get<std::string>()
-                                                                    : std::string("eng_Latn");
+                                                                  : std::string("eng_Latn");
 }
 
 // The detected (or given) middle-layer range of `analyze`, as block indices; nullopt when unknown.
@@ -59,7 +59,9 @@ json layer_axis(const json & values) {
 json middle_band(const Inputs & in) {
     const auto mid = middle_of(in);
     if (!mid) return nullptr;
-    return {{"data", {{"values", {{{"first", mid->first - 0.5}, {"last", mid->second + 0.5}, {"label", "middle layers"}}}}}},
+    return {{"data",
+             {{"values",
+               {{{"first", mid->first - 0.5}, {"last", mid->second + 0.5}, {"label", "middle layers"}}}}}},
             {"mark", {{"type", "rect"}, {"color", "#9aa5b1"}, {"opacity", 0.18}}},
             {"encoding",
              {{"x", {{"field", "first"}, {"type", "quantitative"}}},
@@ -83,8 +85,8 @@ json lang_color(size_t n_langs) {
 
 // One line per language over the layers (Figs. 2–4). With ci, a band from ci_lo to ci_hi; with a
 // score per language, lines are coloured by it (Fig. 2) and selected by clicking, else by the legend.
-json per_layer_lines(const Inputs & in, const std::string & title, const std::string & subtitle,
-                     json values, const std::string & y, const std::string & y_title, bool ci) {
+json per_layer_lines(const Inputs & in, const std::string & title, const std::string & subtitle, json values,
+                     const std::string & y, const std::string & y_title, bool ci) {
     const bool scored = !in.scores.empty();
     if (scored) {
         for (auto & v : values) {
@@ -107,32 +109,37 @@ json per_layer_lines(const Inputs & in, const std::string & title, const std::st
                     {{"field", "layer"}, {"type", "quantitative"}},
                     {{"field", y}, {"type", "quantitative"}, {"format", ".4f"}, {"title", y_title}}};
     if (ci) {
-        tooltip.push_back({{"field", "ci_lo"}, {"type", "quantitative"}, {"format", ".4f"}, {"title", "95% CI low"}});
-        tooltip.push_back({{"field", "ci_hi"}, {"type", "quantitative"}, {"format", ".4f"}, {"title", "95% CI high"}});
+        tooltip.push_back(
+            {{"field", "ci_lo"}, {"type", "quantitative"}, {"format", ".4f"}, {"title", "95% CI low"}});
+        tooltip.push_back(
+            {{"field", "ci_hi"}, {"type", "quantitative"}, {"format", ".4f"}, {"title", "95% CI high"}});
     }
     if (scored) tooltip.push_back({{"field", "score"}, {"type", "quantitative"}});
     json layers = json::array();
     if (auto band = middle_band(in); !band.is_null()) layers.push_back(band);
     if (ci)
-        layers.push_back({{"mark", {{"type", "area"}, {"opacity", 0.13}}},
-                          {"encoding",
-                           {{"x", layer_axis(values)},
-                            {"y", {{"field", "ci_lo"}, {"type", "quantitative"}}},
-                            {"y2", {{"field", "ci_hi"}}},
-                            {"detail", {{"field", "lang"}}},
-                            {"color", color},
-                            {"opacity", {{"condition", {{"param", "pick"}, {"value", 0.13}}}, {"value", 0.02}}}}}});
+        layers.push_back(
+            {{"mark", {{"type", "area"}, {"opacity", 0.13}}},
+             {"encoding",
+              {{"x", layer_axis(values)},
+               {"y", {{"field", "ci_lo"}, {"type", "quantitative"}}},
+               {"y2", {{"field", "ci_hi"}}},
+               {"detail", {{"field", "lang"}}},
+               {"color", color},
+               {"opacity", {{"condition", {{"param", "pick"}, {"value", 0.13}}}, {"value", 0.02}}}}}});
     json pick = {{"name", "pick"}, {"select", {{"type", "point"}, {"fields", {"lang"}}}}};
     if (!scored) pick["bind"] = "legend";
-    layers.push_back({{"params", {pick}},
-                      {"mark", {{"type", "line"}, {"point", {{"size", 18}}}, {"strokeWidth", 1.6}}},
-                      {"encoding",
-                       {{"x", layer_axis(values)},
-                        {"y", {{"field", y}, {"type", "quantitative"}, {"title", y_title}}},
-                        {"detail", {{"field", "lang"}}},
-                        {"color", color},
-                        {"opacity", fade},
-                        {"tooltip", tooltip}}}});
+    layers.push_back(
+        {{"params", {pick}},
+         {"mark", {{"type", "line"}, {"point", {{"size", 18}}}, {"strokeWidth", 1.6}}},
+         {"encoding",
+          {{"x", layer_axis(values)},
+           // divergence reads against 0 (= routed like the pivot); the others by their spread
+           {"y", {{"field", y}, {"type", "quantitative"}, {"title", y_title}, {"scale", {{"zero", ci}}}}},
+           {"detail", {{"field", "lang"}}},
+           {"color", color},
+           {"opacity", fade},
+           {"tooltip", tooltip}}}});
     s["layer"] = layers;
     return s;
 }
@@ -148,7 +155,8 @@ Figure divergence_figure(const Inputs & in) {
     const std::string title = fmt::format("Routing divergence from {} per layer", pivot);
     if (!in.divergence) return absent(id, sec, title, "no divergence.csv (run `routescope analyze`)");
     json values = json::array();
-    for (auto & r : in.divergence->records({"lang", "layer", "div", "ci_lo", "ci_hi", "n_pairs", "n_undefined"}))
+    for (auto & r :
+         in.divergence->records({"lang", "layer", "div", "ci_lo", "ci_hi", "n_pairs", "n_undefined"}))
         if (r["lang"] != pivot && !r["div"].is_null()) values.push_back(std::move(r));
     if (values.empty()) return absent(id, sec, title, "divergence.csv has no language besides the pivot");
     Figure f{id, sec, title, "", nullptr, ""};
@@ -172,8 +180,9 @@ Figure entropy_figure(const Inputs & in) {
         "Routing entropy: mean over the tokens of a language of H(p_t), the entropy of the router's "
         "distribution over the E experts, in nats (at most log E; Bandarkar et al. 2025, §4.4 and Fig. 3). "
         "Low values: the router is confident.";
-    f.spec = per_layer_lines(in, title, "mean over tokens of H(p_t), nats", in.entropy->records({"lang", "layer", "entropy"}),
-                             "entropy", "routing entropy (nats)", false);
+    f.spec = per_layer_lines(in, title, "mean over tokens of H(p_t), nats",
+                             in.entropy->records({"lang", "layer", "entropy"}), "entropy",
+                             "routing entropy (nats)", false);
     return f;
 }
 
@@ -186,15 +195,17 @@ Figure consistency_figure(const Inputs & in) {
         "Token routing consistency: per sequence, the mean Jaccard overlap of the top-k expert sets of "
         "random token pairs, averaged over the sequences of a language (Bandarkar et al. 2025, §4.4 and "
         "Fig. 4): how consistently a language is routed to the same experts.";
-    f.spec = per_layer_lines(in, title, "Jaccard of top-k sets of token pairs", in.consistency->records({"lang", "layer", "consistency"}),
-                             "consistency", "top-k consistency", false);
+    f.spec = per_layer_lines(in, title, "Jaccard of top-k sets of token pairs",
+                             in.consistency->records({"lang", "layer", "consistency"}), "consistency",
+                             "top-k consistency", false);
     return f;
 }
 
 // ---- Fig. A.9 and Fig. 5: specialised experts -------------------------------------------------------
 double tau_of(const Inputs & in) {
-    return in.experts_json.is_object() && in.experts_json.contains("tau") ? in.experts_json["tau"].get<double>()
-                                                                          : 0.3;
+    return in.experts_json.is_object() && in.experts_json.contains("tau")
+               ? in.experts_json["tau"].get<double>()
+               : 0.3;
 }
 
 Figure expert_delta_figure(const Inputs & in) {
@@ -278,11 +289,13 @@ Figure experts_per_layer_figure(const Inputs & in) {
     json layers = json::array();
     if (auto band = middle_band(in); !band.is_null()) layers.push_back(band);
     const double bar = std::max(2.0, 480.0 / (double)std::max<size_t>(values.size(), 1));
-    layers.push_back({{"mark", {{"type", "bar"}, {"color", "#4c78a8"}, {"size", bar}}},
-                      {"encoding",
-                       {{"x", layer_axis(values)},
-                        {"y", {{"field", "n"}, {"type", "quantitative"}, {"title", "selected experts"}}},
-                        {"tooltip", {{{"field", "layer"}, {"type", "quantitative"}}, {{"field", "n"}, {"type", "quantitative"}}}}}}});
+    layers.push_back(
+        {{"mark", {{"type", "bar"}, {"color", "#4c78a8"}, {"size", bar}}},
+         {"encoding",
+          {{"x", layer_axis(values)},
+           {"y", {{"field", "n"}, {"type", "quantitative"}, {"title", "selected experts"}}},
+           {"tooltip",
+            {{{"field", "layer"}, {"type", "quantitative"}}, {{"field", "n"}, {"type", "quantitative"}}}}}}});
     s["layer"] = layers;
     f.spec = s;
     return f;
@@ -307,7 +320,8 @@ json dendrogram_segments(const json & layer) {
         const size_t a = m["a"].get<size_t>(), b = m["b"].get<size_t>();
         const double h = m["distance"].get<double>();
         x[node] = (x[a] + x[b]) / 2, y[node] = h;
-        for (size_t c : {a, b}) seg.push_back({{"layer", l}, {"x", x[c]}, {"x2", x[c]}, {"y", y[c]}, {"y2", h}});
+        for (size_t c : {a, b})
+            seg.push_back({{"layer", l}, {"x", x[c]}, {"x2", x[c]}, {"y", y[c]}, {"y2", h}});
         seg.push_back({{"layer", l}, {"x", x[a]}, {"x2", x[b]}, {"y", h}, {"y2", h}});
         ++node;
     }
@@ -318,7 +332,8 @@ Figure pairwise_figure(const Inputs & in) {
     const std::string id = "pairwise", sec = "Language structure",
                       title = "Language × language routing divergence and clustering";
     if (!in.pairwise) return absent(id, sec, title, "no pairwise.csv (run `routescope analyze`)");
-    if (!in.clusters.is_object()) return absent(id, sec, title, "no clusters.json (run `routescope analyze`)");
+    if (!in.clusters.is_object())
+        return absent(id, sec, title, "no clusters.json (run `routescope analyze`)");
     // rank of each language in the dendrogram's leaf order of its layer, so the heatmap follows the tree
     std::map<int, std::map<std::string, int>> rank;
     json segs = json::array();
@@ -327,8 +342,16 @@ Figure pairwise_figure(const Inputs & in) {
         for (size_t i = 0; i < order.size(); ++i) rank[layer["layer"].get<int>()][order[i]] = (int)i;
         for (auto & s : dendrogram_segments(layer)) segs.push_back(std::move(s));
     }
-    // One row per (layer, lang_a) holding the row of the matrix as arrays, which Vega-Lite's flatten
-    // transform turns into cells: a quarter of the bytes of one object per cell (24 languages × 48 layers).
+    // One row per (layer, lang_a) holding the row of the matrix as arrays (lang_b as an index into
+    // lang_names), which Vega-Lite's flatten transform turns into cells: a fifth of the bytes of one object
+    // per cell at 24 languages × 48 layers.
+    std::vector<std::string> names;
+    auto name_index = [&](const std::string & n) {
+        const auto it = std::find(names.begin(), names.end(), n);
+        if (it != names.end()) return (int)(it - names.begin());
+        names.push_back(n);
+        return (int)names.size() - 1;
+    };
     std::map<std::pair<int, std::string>, json> row_of;
     int lo = 1 << 30, hi = -1;
     size_t n_langs = 0;
@@ -339,8 +362,10 @@ Figure pairwise_figure(const Inputs & in) {
         if (a == rk.end() || b == rk.end()) continue;
         json & row = row_of[{l, a->first}];
         if (row.is_null())
-            row = {{"layer", l}, {"lang_a", a->first}, {"ra", a->second}, {"lang_b", json::array()}, {"rb", json::array()}, {"div", json::array()}};
-        row["lang_b"].push_back(b->first), row["rb"].push_back(b->second), row["div"].push_back(r["div"]);
+            row = {{"layer", l},          {"lang_a", a->first},  {"ra", a->second},
+                   {"ib", json::array()}, {"rb", json::array()}, {"div", json::array()}};
+        row["ib"].push_back(name_index(b->first)), row["rb"].push_back(b->second),
+            row["div"].push_back(r["div"]);
         n_langs = std::max(n_langs, rk.size());
         lo = std::min(lo, l), hi = std::max(hi, l);
     }
@@ -353,11 +378,14 @@ Figure pairwise_figure(const Inputs & in) {
     Figure f{id, sec, title, "", nullptr, ""};
     f.caption =
         "Divergence (Eq. 2) between every pair of languages in one layer, rows and columns in the leaf "
-        "order of the average-linkage clustering drawn above (clusters.json). Pick the layer with the slider.";
+        "order of the average-linkage clustering drawn above (clusters.json). Pick the layer with the "
+        "slider.";
     json s = base_spec(title, "one layer at a time; the tree orders rows and columns");
-    s["params"] = {{{"name", "layer_sel"},
-                    {"value", start},
-                    {"bind", {{"input", "range"}, {"min", lo}, {"max", hi}, {"step", 1}, {"name", "layer "}}}}};
+    s["params"] = {
+        {{"name", "layer_sel"},
+         {"value", start},
+         {"bind", {{"input", "range"}, {"min", lo}, {"max", hi}, {"step", 1}, {"name", "layer "}}}},
+        {{"name", "lang_names"}, {"value", names}}};
     // leaves at rank + 0.5 on [0, n]: the centres of the heatmap's bands below (no padding)
     const json x_tree = {{"field", "x"},
                          {"type", "quantitative"},
@@ -377,7 +405,10 @@ Figure pairwise_figure(const Inputs & in) {
     json heat = {{"width", side},
                  {"height", side},
                  {"data", {{"values", cells}}},
-                 {"transform", {{{"filter", "datum.layer == layer_sel"}}, {{"flatten", {"lang_b", "rb", "div"}}}}},
+                 {"transform",
+                  {{{"filter", "datum.layer == layer_sel"}},
+                   {{"flatten", {"ib", "rb", "div"}}},
+                   {{"calculate", "lang_names[datum.ib]"}, {"as", "lang_b"}}}},
                  {"mark", {{"type", "rect"}}},
                  {"encoding",
                   {{"x",
@@ -389,7 +420,10 @@ Figure pairwise_figure(const Inputs & in) {
                      {"axis", {{"labelAngle", -50}}}}},
                    {"y", {{"field", "lang_b"}, {"type", "ordinal"}, {"sort", sort_b}, {"title", nullptr}}},
                    {"color",
-                    {{"field", "div"}, {"type", "quantitative"}, {"title", "divergence"}, {"scale", {{"scheme", "viridis"}}}}},
+                    {{"field", "div"},
+                     {"type", "quantitative"},
+                     {"title", "divergence"},
+                     {"scale", {{"scheme", "viridis"}}}}},
                    {"tooltip",
                     {{{"field", "lang_a"}, {"type", "nominal"}},
                      {{"field", "lang_b"}, {"type", "nominal"}},
@@ -402,8 +436,7 @@ Figure pairwise_figure(const Inputs & in) {
 
 // ---- routing isolation -------------------------------------------------------------------------------
 Figure isolation_figure(const Inputs & in) {
-    const std::string id = "isolation", sec = "Routing isolation",
-                      title = "Routing isolation per layer";
+    const std::string id = "isolation", sec = "Routing isolation", title = "Routing isolation per layer";
     if (!in.isolation) return absent(id, sec, title, "no isolation.csv (run `routescope analyze`)");
     // mean over the other languages: every pair counts for both of its languages
     std::map<std::pair<std::string, int>, std::pair<double, int>> sum;  // (lang, layer) -> (sum, n)
@@ -416,7 +449,10 @@ Figure isolation_figure(const Inputs & in) {
     }
     json values = json::array();
     for (const auto & [key, acc] : sum)
-        values.push_back({{"lang", key.first}, {"layer", key.second}, {"isolation", acc.first / acc.second}, {"n", acc.second}});
+        values.push_back({{"lang", key.first},
+                          {"layer", key.second},
+                          {"isolation", acc.first / acc.second},
+                          {"n", acc.second}});
     if (values.empty()) return absent(id, sec, title, "isolation.csv has no pair of two languages");
     Figure f{id, sec, title, "", nullptr, ""};
     f.caption =
@@ -431,20 +467,26 @@ Figure isolation_figure(const Inputs & in) {
 // ---- Table 2 as charts: base vs steered --------------------------------------------------------------
 json compare_values(const Inputs & in) {
     json values = json::array();
-    for (auto & r : in.compare->records({"task", "lang", "n", "base", "steered", "delta", "ci_lo", "ci_hi", "p_mcnemar"}))
+    for (auto & r : in.compare->records(
+             {"task", "lang", "n", "base", "steered", "delta", "ci_lo", "ci_hi", "p_mcnemar"}))
         if (!r["base"].is_null() && !r["steered"].is_null()) values.push_back(std::move(r));
     return values;
 }
 
 Figure steering_accuracy_figure(const Inputs & in) {
-    const std::string id = "steering_accuracy", sec = "Steering", title = "Base vs steered accuracy per language";
+    const std::string id = "steering_accuracy", sec = "Steering",
+                      title = "Base vs steered accuracy per language";
     if (!in.compare) return absent(id, sec, title, "no compare.csv (run `routescope compare` or `sweep`)");
     json values = compare_values(in);
     if (values.empty()) return absent(id, sec, title, "compare.csv has no language with both runs");
     json folded = json::array();
     for (const auto & v : values)
         for (const char * run : {"base", "steered"})
-            folded.push_back({{"task", v["task"]}, {"lang", v["lang"]}, {"run", run}, {"accuracy", v[run]}, {"n", v["n"]}});
+            folded.push_back({{"task", v["task"]},
+                              {"lang", v["lang"]},
+                              {"run", run},
+                              {"accuracy", v[run]},
+                              {"n", v["n"]}});
     Figure f{id, sec, title, "", nullptr, ""};
     f.caption =
         "Accuracy of the unsteered and the steered model on the same items (Bandarkar et al. 2025, Table 2), "
@@ -455,10 +497,19 @@ Figure steering_accuracy_figure(const Inputs & in) {
     s["width"] = {{"step", 11}};
     s["height"] = 180;
     s["encoding"] = {{"row", {{"field", "task"}, {"type", "nominal"}, {"title", nullptr}}},
-                     {"x", {{"field", "lang"}, {"type", "nominal"}, {"title", nullptr}, {"sort", nullptr}, {"axis", {{"labelAngle", -50}}}}},
+                     {"x",
+                      {{"field", "lang"},
+                       {"type", "nominal"},
+                       {"title", nullptr},
+                       {"sort", nullptr},
+                       {"axis", {{"labelAngle", -50}}}}},
                      {"xOffset", {{"field", "run"}}},
                      {"y", {{"field", "accuracy"}, {"type", "quantitative"}, {"axis", {{"format", ".0%"}}}}},
-                     {"color", {{"field", "run"}, {"type", "nominal"}, {"title", nullptr}, {"scale", {{"range", {"#9aa5b1", "#4c78a8"}}}}}},
+                     {"color",
+                      {{"field", "run"},
+                       {"type", "nominal"},
+                       {"title", nullptr},
+                       {"scale", {{"range", {"#9aa5b1", "#4c78a8"}}}}}},
                      {"tooltip",
                       {{{"field", "task"}, {"type", "nominal"}},
                        {{"field", "lang"}, {"type", "nominal"}},
@@ -483,11 +534,22 @@ Figure steering_delta_figure(const Inputs & in) {
     s["data"] = {{"values", values}};
     s["height"] = 180;
     s["width"] = {{"step", 16}};
-    const json x = {{"field", "lang"}, {"type", "nominal"}, {"title", nullptr}, {"sort", nullptr}, {"axis", {{"labelAngle", -50}}}};
+    const json x = {{"field", "lang"},
+                    {"type", "nominal"},
+                    {"title", nullptr},
+                    {"sort", nullptr},
+                    {"axis", {{"labelAngle", -50}}}};
     s["facet"] = {{"row", {{"field", "task"}, {"type", "nominal"}, {"title", nullptr}}}};
     s["spec"] = {{"layer",
                   {{{"mark", {{"type", "rule"}, {"color", "#4c78a8"}}},
-                    {"encoding", {{"x", x}, {"y", {{"field", "ci_lo"}, {"type", "quantitative"}, {"title", "Δ accuracy"}, {"axis", {{"format", "+.0%"}}}}}, {"y2", {{"field", "ci_hi"}}}}}},
+                    {"encoding",
+                     {{"x", x},
+                      {"y",
+                       {{"field", "ci_lo"},
+                        {"type", "quantitative"},
+                        {"title", "Δ accuracy"},
+                        {"axis", {{"format", "+.0%"}}}}},
+                      {"y2", {{"field", "ci_hi"}}}}}},
                    {{"mark", {{"type", "point"}, {"filled", true}, {"color", "#4c78a8"}}},
                     {"encoding",
                      {{"x", x},
@@ -508,9 +570,9 @@ Figure steering_delta_figure(const Inputs & in) {
 }  // namespace
 
 std::vector<Figure> build_figures(const Inputs & in) {
-    return {divergence_figure(in),        entropy_figure(in),     consistency_figure(in),
-            expert_delta_figure(in),      experts_per_layer_figure(in), pairwise_figure(in),
-            isolation_figure(in),         steering_accuracy_figure(in), steering_delta_figure(in)};
+    return {divergence_figure(in),   entropy_figure(in),           consistency_figure(in),
+            expert_delta_figure(in), experts_per_layer_figure(in), pairwise_figure(in),
+            isolation_figure(in),    steering_accuracy_figure(in), steering_delta_figure(in)};
 }
 
 }  // namespace rs::report

@@ -2,10 +2,10 @@
 // figures (figures.cpp), and write one self-contained HTML page with Vega, Vega-Lite and vega-embed inlined.
 #include "routescope/report.h"
 
+#include <fmt/format.h>
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
-#include <fmt/format.h>
 
 #include "report_internal.h"
 #include "routescope/analysis.h"
@@ -23,7 +23,9 @@ int Table::col(const std::string & name) const {
 }
 
 // Five significant digits: what a figure or tooltip can show, and a third of the bytes of a full double.
-static double round_sig(double v) { return std::strtod(fmt::format("{:.5g}", v).c_str(), nullptr); }
+static double round_sig(double v) {
+    return std::strtod(fmt::format("{:.5g}", v).c_str(), nullptr);
+}
 
 json Table::records(const std::vector<std::string> & columns) const {
     std::vector<int> idx;
@@ -41,7 +43,8 @@ json Table::records(const std::vector<std::string> & columns) const {
             if (cell.empty())
                 o[columns[i]] = nullptr;
             else if (end && *end == '\0' && std::isfinite(v))
-                o[columns[i]] = cell.find_first_of(".eE") == std::string::npos ? json((int64_t)v) : json(round_sig(v));
+                o[columns[i]] =
+                    cell.find_first_of(".eE") == std::string::npos ? json((int64_t)v) : json(round_sig(v));
             else
                 o[columns[i]] = cell;
         }
@@ -62,7 +65,9 @@ Table read_table(const fs::path & path) {
     return t;
 }
 
-bool starts_with(const std::string & s, const std::string & p) { return s.rfind(p, 0) == 0; }
+bool starts_with(const std::string & s, const std::string & p) {
+    return s.rfind(p, 0) == 0;
+}
 
 std::string first_line(const fs::path & p) {
     const std::string text = read_file(p.string());
@@ -103,15 +108,24 @@ Inputs find_inputs(const ReportOptions & opt) {
     };
     for (const auto & p : files) {
         const std::string name = p.filename().string();
-        if (name == "divergence.csv") take_table(in.divergence, p);
-        else if (name == "entropy.csv") take_table(in.entropy, p);
-        else if (name == "consistency.csv") take_table(in.consistency, p);
-        else if (name == "pairwise.csv") take_table(in.pairwise, p);
-        else if (name == "isolation.csv") take_table(in.isolation, p);
-        else if (name == "compare.csv") take_table(in.compare, p);
-        else if (name == "clusters.json") take_json(in.clusters, p);
-        else if (name == "summary.json" && fs::exists(p.parent_path() / "divergence.csv")) take_json(in.summary, p);
-        else if (p.extension() == ".csv" && !in.experts && starts_with(first_line(p), "layer,expert,freq_target")) {
+        if (name == "divergence.csv")
+            take_table(in.divergence, p);
+        else if (name == "entropy.csv")
+            take_table(in.entropy, p);
+        else if (name == "consistency.csv")
+            take_table(in.consistency, p);
+        else if (name == "pairwise.csv")
+            take_table(in.pairwise, p);
+        else if (name == "isolation.csv")
+            take_table(in.isolation, p);
+        else if (name == "compare.csv")
+            take_table(in.compare, p);
+        else if (name == "clusters.json")
+            take_json(in.clusters, p);
+        else if (name == "summary.json" && fs::exists(p.parent_path() / "divergence.csv"))
+            take_json(in.summary, p);
+        else if (p.extension() == ".csv" && !in.experts &&
+                 starts_with(first_line(p), "layer,expert,freq_target")) {
             take_table(in.experts, p);  // `experts` writes X.json (with τ) beside X.csv
             if (auto j = fs::path(p).replace_extension(".json"); fs::exists(j)) take_json(in.experts_json, j);
         }
@@ -127,7 +141,8 @@ Inputs find_inputs(const ReportOptions & opt) {
 // in the libraries' JS (where "</" also occurs in regular expressions) only "</script" is rewritten,
 // which is safe because it can only occur inside a string or a regular expression.
 std::string script_safe(std::string s, const std::string & tag) {
-    for (size_t i = 0; (i = s.find(tag, i)) != std::string::npos; i += tag.size() + 1) s.replace(i, 2, "<\\/");
+    for (size_t i = 0; (i = s.find(tag, i)) != std::string::npos; i += tag.size() + 1)
+        s.replace(i, 2, "<\\/");
     return s;
 }
 
@@ -135,11 +150,20 @@ std::string html_escape(const std::string & s) {
     std::string o;
     for (char c : s) {
         switch (c) {
-            case '&': o += "&amp;"; break;
-            case '<': o += "&lt;"; break;
-            case '>': o += "&gt;"; break;
-            case '"': o += "&quot;"; break;
-            default: o += c;
+            case '&':
+                o += "&amp;";
+                break;
+            case '<':
+                o += "&lt;";
+                break;
+            case '>':
+                o += "&gt;";
+                break;
+            case '"':
+                o += "&quot;";
+                break;
+            default:
+                o += c;
         }
     }
     return o;
@@ -170,7 +194,8 @@ std::string read_asset(const std::string & dir, const std::string & rel) {
 
 // Run facts from analyze's summary.json, for the page header.
 std::string run_facts(const Inputs & in) {
-    if (!in.summary.is_object()) return "<p class=\"facts\">No summary.json of <code>analyze</code> found.</p>";
+    if (!in.summary.is_object())
+        return "<p class=\"facts\">No summary.json of <code>analyze</code> found.</p>";
     const auto & s = in.summary;
     const auto & m = s.value("model", json::object());
     std::string langs;
@@ -178,7 +203,8 @@ std::string run_facts(const Inputs & in) {
         for (const auto & [k, _] : s["languages"].items()) langs += (langs.empty() ? "" : ", ") + k;
     std::string mid = "none found";
     if (s.contains("middle_layers") && s["middle_layers"].is_object())
-        mid = fmt::format("{}–{} ({})", s["middle_layers"].value("first", -1), s["middle_layers"].value("last", -1),
+        mid = fmt::format("{}–{} ({})", s["middle_layers"].value("first", -1),
+                          s["middle_layers"].value("last", -1),
                           s["middle_layers"].value("auto", true) ? "automatic" : "given");
     return fmt::format(
         "<table class=\"facts\"><tr><th>model</th><td>{} ({}; {} MoE layers × {} experts, top-{})</td></tr>"
@@ -187,8 +213,29 @@ std::string run_facts(const Inputs & in) {
         "<tr><th>pivot</th><td>{}</td></tr><tr><th>middle layers</th><td>{}</td></tr></table>",
         html_escape(m.value("name", "?")), html_escape(m.value("arch", "?")),
         m.contains("moe_layers") ? m["moe_layers"].size() : 0, m.value("n_expert", 0), m.value("top_k", 0),
-        s.value("n_sequences", 0), s.value("n_tokens", 0), html_escape(langs), html_escape(s.value("pivot", "?")),
-        mid);
+        s.value("n_sequences", 0), s.value("n_tokens", 0), html_escape(langs),
+        html_escape(s.value("pivot", "?")), mid);
+}
+
+// Per-language means over the headline (middle) layers from summary.json: the table a paper quotes.
+std::string language_table_html(const Inputs & in) {
+    if (!in.summary.is_object() || !in.summary.contains("languages")) return "";
+    std::string layers;
+    for (const auto & l : in.summary.value("headline_layers", json::array()))
+        layers += (layers.empty() ? "" : ", ") + l.dump();
+    std::string h = fmt::format(
+        "<table class=\"data\" id=\"table-languages\"><caption>Per language, mean over layers {} "
+        "(summary.json)</caption><tr><th>language</th><th>sequences</th><th>divergence from {}</th>"
+        "<th>entropy</th><th>consistency</th></tr>",
+        layers.empty() ? "–" : layers, html_escape(in.summary.value("pivot", "?")));
+    auto num = [](const json & v) {
+        return v.is_number() ? fmt::format("{:.4f}", v.get<double>()) : std::string("–");
+    };
+    for (const auto & [lang, v] : in.summary["languages"].items())
+        h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                         html_escape(lang), v.value("n_seq", 0), num(v.value("divergence", json())),
+                         num(v.value("entropy", json())), num(v.value("consistency", json())));
+    return h + "</table>";
 }
 
 // Table 2 of the paper from compare.csv.
@@ -196,17 +243,21 @@ std::string compare_table_html(const Inputs & in) {
     if (!in.compare) return "";
     std::string h =
         "<table class=\"data\" id=\"table-compare\"><caption>Base vs steered (compare.csv): accuracy, Δ with "
-        "95% paired bootstrap CI, McNemar p</caption><tr><th>task</th><th>language</th><th>n</th><th>base</th>"
+        "95% paired bootstrap CI, McNemar "
+        "p</caption><tr><th>task</th><th>language</th><th>n</th><th>base</th>"
         "<th>steered</th><th>Δ</th><th>95% CI</th><th>p</th></tr>";
     auto pct = [](const json & v, const char * f) {
         return v.is_number() ? fmt::format(fmt::runtime(f), 100 * v.get<double>()) : std::string("–");
     };
-    for (const auto & r : in.compare->records({"task", "lang", "n", "base", "steered", "delta", "ci_lo", "ci_hi", "p_mcnemar"}))
-        h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>[{}, {}]</td><td>{}</td></tr>",
-                         html_escape(r["task"].dump()), html_escape(r["lang"].get<std::string>()), r["n"].dump(),
-                         pct(r["base"], "{:.1f}"), pct(r["steered"], "{:.1f}"), pct(r["delta"], "{:+.1f}"),
-                         pct(r["ci_lo"], "{:+.1f}"), pct(r["ci_hi"], "{:+.1f}"),
-                         r["p_mcnemar"].is_number() ? fmt::format("{:.3g}", r["p_mcnemar"].get<double>()) : "–");
+    for (const auto & r : in.compare->records(
+             {"task", "lang", "n", "base", "steered", "delta", "ci_lo", "ci_hi", "p_mcnemar"}))
+        h += fmt::format(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>[{}, "
+            "{}]</td><td>{}</td></tr>",
+            html_escape(r["task"].dump()), html_escape(r["lang"].get<std::string>()), r["n"].dump(),
+            pct(r["base"], "{:.1f}"), pct(r["steered"], "{:.1f}"), pct(r["delta"], "{:+.1f}"),
+            pct(r["ci_lo"], "{:+.1f}"), pct(r["ci_hi"], "{:+.1f}"),
+            r["p_mcnemar"].is_number() ? fmt::format("{:.3g}", r["p_mcnemar"].get<double>()) : "–");
     return h + "</table>";
 }
 
@@ -248,7 +299,8 @@ constexpr const char * kBoot = R"(
 
 std::string page(const ReportOptions & opt, const Inputs & in, const std::vector<Figure> & figs,
                  const std::string & assets) {
-    std::string model = in.summary.is_object() ? in.summary.value("model", json::object()).value("name", "") : "";
+    std::string model =
+        in.summary.is_object() ? in.summary.value("model", json::object()).value("name", "") : "";
     const std::string title = !opt.title.empty() ? opt.title
                               : model.empty()    ? std::string("routescope report")
                                                  : "routescope report — " + model;
@@ -264,8 +316,9 @@ std::string page(const ReportOptions & opt, const Inputs & in, const std::vector
             nav += fmt::format("<a href=\"#{}\">{}</a>", html_escape(anchor), html_escape(section));
         }
         if (f.spec.is_null()) {
-            body += fmt::format("<div class=\"figure absent\" data-absent=\"{}\"><b>{}</b> — absent: {}</div>\n",
-                                f.id, html_escape(f.title), html_escape(f.missing));
+            body +=
+                fmt::format("<div class=\"figure absent\" data-absent=\"{}\"><b>{}</b> — absent: {}</div>\n",
+                            f.id, html_escape(f.title), html_escape(f.missing));
             continue;
         }
         specs[f.id] = f.spec;
@@ -274,17 +327,21 @@ std::string page(const ReportOptions & opt, const Inputs & in, const std::vector
             "class=\"caption\">{}</p></div>\n",
             f.id, html_escape(f.title), f.id, html_escape(f.caption));
         if (f.id == "steering_delta") body += compare_table_html(in);
+        if (f.id == "divergence") body += language_table_html(in);
     }
     std::string libs;
-    for (const char * rel : kLibraries) libs += "<script>" + script_safe(read_asset(assets, rel), "</script") + "</script>\n";
+    for (const char * rel : kLibraries)
+        libs += "<script>" + script_safe(read_asset(assets, rel), "</script") + "</script>\n";
     std::string inputs;
     for (const auto & p : in.files) inputs += "<li><code>" + html_escape(p) + "</code></li>";
     return fmt::format(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>{0}</title>\n"
         "<style>{1}</style>\n{2}</head>\n<body>\n<h1>{0}</h1>\n{3}\n<nav>{4}</nav>\n{5}\n"
-        "<footer><p>Inputs:</p><ul>{6}</ul><p>Made by routescope {7}; figures by Vega-Lite (BSD-3-Clause).</p>"
+        "<footer><p>Inputs:</p><ul>{6}</ul><p>Made by routescope {7}; figures by Vega-Lite "
+        "(BSD-3-Clause).</p>"
         "</footer>\n<pre id=\"rs-status\" hidden></pre>\n"
-        "<script type=\"application/json\" id=\"rs-figures\">{8}</script>\n<script>{9}</script>\n</body></html>\n",
+        "<script type=\"application/json\" "
+        "id=\"rs-figures\">{8}</script>\n<script>{9}</script>\n</body></html>\n",
         html_escape(title), kStyle, libs, run_facts(in), nav, body, inputs, ROUTESCOPE_VERSION,
         script_safe(specs.dump(), "</"), kBoot);
 }
@@ -316,13 +373,16 @@ std::vector<std::string> export_figures(const std::vector<Figure> & figs, const 
     }
     if (ids.empty()) return out;
     const std::string script = (fs::path(assets) / "render-figures.mjs").string();
-    if (!fs::is_regular_file(script)) throw Error("report: " + script + " not found (rebuild: it is copied with the npm install)");
+    if (!fs::is_regular_file(script))
+        throw Error("report: " + script + " not found (rebuild: it is copied with the npm install)");
     std::string cmd = "node " + shell_quote(script) + " " + shell_quote(dir);
     for (const auto & id : ids) cmd += " " + id;
     run_or_throw(cmd, "SVG export (node; apt-get install nodejs)");
     for (const auto & id : ids) {
-        const auto svg = (fs::path(dir) / (id + ".svg")).string(), png = (fs::path(dir) / (id + ".png")).string();
-        run_or_throw(fmt::format("rsvg-convert --zoom 2 --format png --output {} {}", shell_quote(png), shell_quote(svg)),
+        const auto svg = (fs::path(dir) / (id + ".svg")).string(),
+                   png = (fs::path(dir) / (id + ".png")).string();
+        run_or_throw(fmt::format("rsvg-convert --zoom 2 --format png --output {} {}", shell_quote(png),
+                                 shell_quote(svg)),
                      "PNG export (rsvg-convert; apt-get install librsvg2-bin)");
         out.push_back(svg);
         out.push_back(png);
@@ -345,8 +405,10 @@ ReportSummary write_report(const ReportOptions & opt) {
     write_file_atomic(opt.out, page(opt, in, figs, assets));
     ReportSummary s;
     for (const auto & f : figs) {
-        if (f.spec.is_null()) s.absent.push_back(f.title + ": " + f.missing);
-        else s.figures.push_back({f.id, f.title});
+        if (f.spec.is_null())
+            s.absent.push_back(f.title + ": " + f.missing);
+        else
+            s.figures.push_back({f.id, f.title});
     }
     s.inputs = in.files;
     s.bytes = fs::file_size(opt.out);

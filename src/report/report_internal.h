@@ -19,7 +19,8 @@ struct Table {
 
     int col(const std::string & name) const;  // -1 when absent
     // Rows as JSON objects with the named columns; a cell that parses as a number becomes one (rounded to
-    // five significant digits), an empty cell becomes null (the CSVs leave undefined values empty, never NaN).
+    // five significant digits), an empty cell becomes null (the CSVs leave undefined values empty, never
+    // NaN).
     json records(const std::vector<std::string> & columns) const;
 };
 
@@ -28,7 +29,7 @@ struct Inputs {
     std::optional<Table> divergence, entropy, consistency, pairwise, isolation, experts, compare;
     json clusters, summary, experts_json;  // null when absent
     std::map<std::string, double> scores;  // lang -> score (--scores)
-    std::vector<std::string> files;                       // paths read
+    std::vector<std::string> files;        // paths read
 };
 
 // One figure of the page: a Vega-Lite spec, or null with the reason it is absent.

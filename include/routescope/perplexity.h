@@ -1,6 +1,6 @@
 // Held-out perplexity per language, measured by llama.cpp (issue #5: the model card reports it on FLoRes
-// devtest). Every sequence is scored alone, BOS + text as `trace` sees it: the mean of −log p(token_j | prefix)
-// over the tokens after BOS, perplexity = exp(mean), per language (tokens pooled) and overall.
+// devtest). Every sequence is scored alone, BOS + text as `trace` sees it: the mean of −log p(token_j |
+// prefix) over the tokens after BOS, perplexity = exp(mean), per language (tokens pooled) and overall.
 #pragma once
 
 #include <cstdint>

@@ -8,7 +8,8 @@
 namespace rs::cli {
 
 void add_ppl(CLI::App & app) {
-    auto * cmd = app.add_subcommand("ppl", "Perplexity per language of a model on a corpus (each sentence alone)");
+    auto * cmd =
+        app.add_subcommand("ppl", "Perplexity per language of a model on a corpus (each sentence alone)");
     auto job = std::make_shared<PerplexityJob>();
     auto langs = std::make_shared<std::string>();
     auto out = std::make_shared<std::string>();

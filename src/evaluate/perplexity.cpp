@@ -21,7 +21,8 @@ std::vector<LangPerplexity> run_perplexity(const PerplexityJob & job) {
     ep.n_batch = job.n_batch;
     ep.tap = false;
     Engine engine(job.model, ep);
-    if (job.max_tokens > job.n_batch) throw Error(fmt::format("--max-tokens {} exceeds --batch {}", job.max_tokens, job.n_batch));
+    if (job.max_tokens > job.n_batch)
+        throw Error(fmt::format("--max-tokens {} exceeds --batch {}", job.max_tokens, job.n_batch));
     std::map<std::string, LangPerplexity> acc;
     const size_t V = (size_t)engine.n_vocab();
     Progress progress("ppl", (int64_t)corpus.seqs.size(), job.progress);
@@ -64,7 +65,8 @@ std::vector<LangPerplexity> run_perplexity(const PerplexityJob & job) {
 
 std::string perplexity_csv(const std::vector<LangPerplexity> & rows) {
     std::string s = "lang,n_seqs,n_tokens,nll,ppl\n";
-    for (const auto & r : rows) s += fmt::format("{},{},{},{:.6f},{:.4f}\n", r.lang, r.n_seqs, r.n_tokens, r.nll, r.ppl);
+    for (const auto & r : rows)
+        s += fmt::format("{},{},{},{:.6f},{:.4f}\n", r.lang, r.n_seqs, r.n_tokens, r.nll, r.ppl);
     return s;
 }
 

@@ -60,7 +60,7 @@ void add_demo(CLI::App & app) {
         std::string out = "runs/demo";
         std::string langs = "eng_Latn,deu_Latn,fra_Latn,rus_Cyrl,zho_Hans,hin_Deva,swh_Latn,yor_Latn";
         int64_t limit = 200;
-        double tau = 0.1;
+        double tau = 0.3;
         int threads = 0;
     };
     auto o = std::make_shared<Opts>();

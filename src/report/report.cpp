@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 
 #include "report_internal.h"
 #include "routescope/analysis.h"
@@ -69,9 +70,11 @@ bool starts_with(const std::string & s, const std::string & p) {
     return s.rfind(p, 0) == 0;
 }
 
-std::string first_line(const fs::path & p) {
-    const std::string text = read_file(p.string());
-    return text.substr(0, text.find('\n'));
+std::string first_line(const fs::path & p) {  // the header only: results.csv files can be large
+    std::ifstream f(p);
+    std::string line;
+    std::getline(f, line);
+    return line;
 }
 
 // The run directories and their sub-directories two levels down, in a stable order; the first file of

@@ -172,33 +172,39 @@ Figure divergence_figure(const Inputs & in) {
 }
 
 // ---- Figs. 3–4: entropy and consistency --------------------------------------------------------------
-Figure entropy_figure(const Inputs & in) {
-    const std::string id = "entropy", sec = "Entropy and consistency", title = "Routing entropy per layer";
-    if (!in.entropy) return absent(id, sec, title, "no entropy.csv (run `routescope analyze`)");
-    Figure f{id, sec, title, "", nullptr, ""};
-    f.caption =
-        "Routing entropy: mean over the tokens of a language of H(p_t), the entropy of the router's "
-        "distribution over the E experts, in nats (at most log E; Bandarkar et al. 2025, §4.4 and Fig. 3). "
-        "Low values: the router is confident.";
-    f.spec = per_layer_lines(in, title, "mean over tokens of H(p_t), nats",
-                             in.entropy->records({"lang", "layer", "entropy"}), "entropy",
-                             "routing entropy (nats)", false);
+// One column of an analyze CSV per language and layer as lines; the figure id, the file stem and the
+// column name are the same word ("entropy", "consistency").
+struct ColumnFigureText {
+    const char *id, *title, *subtitle, *y_title, *caption;
+};
+
+Figure per_layer_column_figure(const Inputs & in, const std::optional<Table> & table,
+                               const ColumnFigureText & t) {
+    const std::string sec = "Entropy and consistency";
+    if (!table) return absent(t.id, sec, t.title, fmt::format("no {}.csv (run `routescope analyze`)", t.id));
+    Figure f{t.id, sec, t.title, t.caption, nullptr, ""};
+    f.spec = per_layer_lines(in, t.title, t.subtitle, table->records({"lang", "layer", t.id}), t.id,
+                             t.y_title, false);
     return f;
 }
 
+Figure entropy_figure(const Inputs & in) {
+    return per_layer_column_figure(
+        in, in.entropy,
+        {"entropy", "Routing entropy per layer", "mean over tokens of H(p_t), nats", "routing entropy (nats)",
+         "Routing entropy: mean over the tokens of a language of H(p_t), the entropy of the router's "
+         "distribution over the E experts, in nats (at most log E; Bandarkar et al. 2025, §4.4 and Fig. 3). "
+         "Low values: the router is confident."});
+}
+
 Figure consistency_figure(const Inputs & in) {
-    const std::string id = "consistency", sec = "Entropy and consistency",
-                      title = "Token routing consistency per layer";
-    if (!in.consistency) return absent(id, sec, title, "no consistency.csv (run `routescope analyze`)");
-    Figure f{id, sec, title, "", nullptr, ""};
-    f.caption =
-        "Token routing consistency: per sequence, the mean Jaccard overlap of the top-k expert sets of "
-        "random token pairs, averaged over the sequences of a language (Bandarkar et al. 2025, §4.4 and "
-        "Fig. 4): how consistently a language is routed to the same experts.";
-    f.spec = per_layer_lines(in, title, "Jaccard of top-k sets of token pairs",
-                             in.consistency->records({"lang", "layer", "consistency"}), "consistency",
-                             "top-k consistency", false);
-    return f;
+    return per_layer_column_figure(
+        in, in.consistency,
+        {"consistency", "Token routing consistency per layer", "Jaccard of top-k sets of token pairs",
+         "top-k consistency",
+         "Token routing consistency: per sequence, the mean Jaccard overlap of the top-k expert sets of "
+         "random token pairs, averaged over the sequences of a language (Bandarkar et al. 2025, §4.4 and "
+         "Fig. 4): how consistently a language is routed to the same experts."});
 }
 
 // ---- Fig. A.9 and Fig. 5: specialised experts -------------------------------------------------------

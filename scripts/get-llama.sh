@@ -13,7 +13,10 @@ NPM_PKG="node-llama-cpp@3.22.1"
 LLAMA_TAG="v0.5.0"
 CACHE="${ROUTESCOPE_CACHE:-$HOME/.cache/routescope}"
 EXTRA="${LLAMA_CMAKE_ARGS:-}"
-KEY=$(printf '%s' "$EXTRA" | sha256sum | cut -c1-8)
+# Always built: the RPC backend and its rpc-server tool (non-host tensors on loopback in the tests,
+# a model spread over several machines). Part of the cache key, so older caches are rebuilt.
+BASE_ARGS="-DGGML_RPC=ON"
+KEY=$(printf '%s %s' "$BASE_ARGS" "$EXTRA" | sha256sum | cut -c1-8)
 PREFIX="${1:-$CACHE/llama-$LLAMA_TAG-$KEY}"
 STAMP="$PREFIX/.routescope-built"
 
@@ -44,9 +47,16 @@ echo "get-llama: building libllama + ggml (static) into $PREFIX" >&2
 cmake -S "$WORK/llama.cpp" -B "$WORK/build" -DCMAKE_BUILD_TYPE=Release \
   -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_COMMON=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF \
   -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_CURL=OFF \
-  -DGGML_NATIVE=OFF -DCMAKE_POSITION_INDEPENDENT_CODE=ON -DCMAKE_INSTALL_PREFIX="$PREFIX" $EXTRA >&2
+  -DGGML_NATIVE=OFF -DCMAKE_POSITION_INDEPENDENT_CODE=ON -DCMAKE_INSTALL_PREFIX="$PREFIX" $BASE_ARGS $EXTRA >&2
 cmake --build "$WORK/build" -j "$(nproc)" >&2
 cmake --install "$WORK/build" >&2
+# rpc-server (tools/rpc) only needs ggml; LLAMA_BUILD_TOOLS would configure every tool, so it is
+# compiled here against the installed static libraries.
+mkdir -p "$PREFIX/bin"
+# shellcheck disable=SC2046
+c++ -O2 -std=c++17 "$WORK/llama.cpp/tools/rpc/rpc-server.cpp" -I"$PREFIX/include" -o "$PREFIX/bin/rpc-server" \
+  -L"$PREFIX/lib" -Wl,--start-group $(cd "$PREFIX/lib" && ls libggml*.a | sed 's/^lib\(.*\)\.a$/-l\1/') -Wl,--end-group \
+  -fopenmp -lpthread -ldl >&2
 touch "$STAMP"
 rm -rf "$WORK"
 echo "$PREFIX"

@@ -5,7 +5,10 @@
 //
 // Batching: many sequences per llama_decode, one seq_id each, kv_unified=true and n_ubatch=n_batch,
 // so the columns the callback sees are the batch's tokens in batch order (notes, section D), and
-// every token is an output so the last MoE layer keeps all columns.
+// every token is an output so the last MoE layer keeps all columns. Models with recurrent or hybrid
+// memory (Jamba, Qwen3-Next, LFM2-MoE, Granite-4 hybrids …) always split a batch per sequence
+// (split_equal / split_seq), which regroups the columns: they are decoded one sequence per
+// llama_decode. The tap refuses any batch whose columns arrive in more than one piece.
 #pragma once
 
 #include <cstdint>
@@ -27,7 +30,10 @@ struct EngineParams {
                            // all running sequences)
     int n_seq_max = 64;    // sequences per llama_decode (≤ 256)
     int n_gpu_layers = 0;  // >0 offloads layers to a GPU backend when llama.cpp was built with one
-    bool tap = true;       // install the router tap (false: plain decoding, for benchmarks and parity)
+    // llama.cpp RPC servers ("HOST:PORT", ggml's rpc-server) whose devices take the offloaded layers
+    // (n_gpu_layers of them): a model spread over several machines, or non-host tensors in tests.
+    std::vector<std::string> rpc_servers;
+    bool tap = true;  // install the router tap (false: plain decoding, for benchmarks and parity)
 };
 
 // Router record of one sequence. Layer slot l indexes ModelInfo::moe_layers.
@@ -61,6 +67,8 @@ class Engine {
 
     const ModelInfo & info() const;
     const EngineParams & params() const;
+    // Sequences decoded together at most: 1 for recurrent/hybrid memory, else params().n_seq_max.
+    int seqs_per_decode() const;
 
     // Tokenizes with the model's vocabulary (BOS added when the model wants it and add_special is set),
     // truncated to max_tokens.

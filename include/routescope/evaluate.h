@@ -46,6 +46,7 @@ struct EvalJob {
     int n_ctx = 8192;
     int n_seq_max = 32;
     int n_gpu_layers = 0;
+    std::vector<std::string> rpc_servers;  // llama.cpp rpc-server endpoints (EngineParams::rpc_servers)
     bool progress = true;
     int64_t stop_after = -1;  // testing aid: stop (as if killed) after N newly finished items
 };

@@ -14,14 +14,16 @@ struct ModelInfo {
     std::string arch;  // general.architecture
     std::string name;  // general.name, may be empty
     int n_layer = 0;
-    std::vector<int> moe_layers;       // blocks with blk.<il>.ffn_gate_inp.weight, ascending
+    std::vector<int> moe_layers;       // blocks with blk.<il>.ffn_gate_inp.weight, ascending (MTP excluded)
     std::vector<bool> router_bias;     // [n_layer]: blk.<il>.ffn_gate_inp.bias exists (gpt-oss)
     std::vector<bool> selection_bias;  // [n_layer]: blk.<il>.exp_probs_b.bias exists (DeepSeek-V3)
     int n_expert = 0;
     int top_k = 0;
     int n_expert_shared = 0;
     int n_group = 0, n_group_used = 0;  // expert groups (DeepSeek-V3); 0 = none
-    std::string gating;                 // e.g. "softmax", "softmax+renorm", "softmax_topk", "sigmoid+bias"
+    int n_nextn = 0;        // trailing MTP/NextN blocks (never run by llama.cpp; not in moe_layers)
+    int n_hash_layers = 0;  // deepseek4: leading blocks whose experts come from a token table
+    std::string gating;     // e.g. "softmax", "softmax+renorm", "softmax_topk", "sigmoid+bias"
     int64_t file_size = 0;
 };
 

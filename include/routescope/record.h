@@ -22,7 +22,8 @@ struct TraceJob {
     bool logits = false;  // also store raw logits (f32)
     int n_threads = 0;
     int n_gpu_layers = 0;
-    std::string steer;  // steering spec (JSON); empty: none
+    std::vector<std::string> rpc_servers;  // llama.cpp rpc-server endpoints (EngineParams::rpc_servers)
+    std::string steer;                     // steering spec (JSON); empty: none
     bool progress = true;
     int64_t stop_after_shards = -1;  // testing aid: stop (as if killed) after writing this many shards
 };

@@ -34,8 +34,11 @@ void add_eval(CLI::App & app) {
         ->capture_default_str();
     cmd->add_option("--batch-seqs", job->n_seq_max, "sequences per llama_decode")->capture_default_str();
     cmd->add_option("--threads,-t", job->n_threads, "CPU threads (0: all cores)")->capture_default_str();
-    cmd->add_option("--gpu-layers,--ngl", job->n_gpu_layers, "layers to offload to a GPU")
+    cmd->add_option("--gpu-layers,--ngl", job->n_gpu_layers, "layers to offload to a GPU or an --rpc server")
         ->capture_default_str();
+    cmd->add_option("--rpc", job->rpc_servers,
+                    "llama.cpp rpc-server HOST:PORT list (comma-separated) that takes the offloaded layers")
+        ->delimiter(',');
     cmd->add_flag("--no-progress{false}", job->progress, "do not print the progress line");
     cmd->add_option("--stop-after", job->stop_after, "stop after N items (testing)")->group("");
     cmd->footer(

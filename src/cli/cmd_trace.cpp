@@ -19,15 +19,18 @@ void add_trace(CLI::App & app) {
     cmd->add_flag("--resume", job->resume, "continue an interrupted trace in --out");
     cmd->add_option("--max-tokens", job->max_tokens, "truncate sequences to N tokens")->capture_default_str();
     cmd->add_option("--batch", job->n_batch, "tokens per llama_decode")->capture_default_str();
-    cmd->add_option("--batch-seqs", job->n_seq_max, "sequences per llama_decode (max 256)")
+    cmd->add_option("--batch-seqs", job->n_seq_max, "sequences per llama_decode (1-255)")
         ->capture_default_str();
     cmd->add_option("--shard-seqs", job->seqs_per_shard, "sequences per shard file")->capture_default_str();
     cmd->add_option("--dtype", job->probs_dtype, "storage type of p: f16 | f32")->capture_default_str();
     cmd->add_flag("--logits", job->logits, "also store the raw pre-gating logits (f32)");
     cmd->add_option("--steer", job->steer, "steering spec (JSON): record routing under steering");
     cmd->add_option("--threads,-t", job->n_threads, "CPU threads (0: all cores)")->capture_default_str();
-    cmd->add_option("--gpu-layers,--ngl", job->n_gpu_layers, "layers to offload to a GPU")
+    cmd->add_option("--gpu-layers,--ngl", job->n_gpu_layers, "layers to offload to a GPU or an --rpc server")
         ->capture_default_str();
+    cmd->add_option("--rpc", job->rpc_servers,
+                    "llama.cpp rpc-server HOST:PORT list (comma-separated) that takes the offloaded layers")
+        ->delimiter(',');
     cmd->add_flag("--no-progress{false}", job->progress, "do not print the progress line");
     cmd->add_option("--stop-after-shards", job->stop_after_shards, "stop after N shards (testing)")
         ->group("");

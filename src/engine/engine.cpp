@@ -1,6 +1,10 @@
 // Engine: one llama.cpp model + context with the router tap (see routescope/engine.h).
 #include "routescope/engine.h"
 
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <mutex>
@@ -8,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "ggml-rpc.h"
 #include "llama.h"
 #include "router_tap.h"
 #include "routescope/common.h"
@@ -27,6 +32,33 @@ void engine_backend_init() {
     });
 }
 
+// ggml's RPC client aborts the process when a server cannot be reached (ggml-rpc.cpp,
+// rpc_dispatcher::start): check "HOST:PORT" and connect once first, so a typo is a one-line error.
+static void check_rpc_server(const std::string & endpoint) {
+    const auto colon = endpoint.rfind(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == endpoint.size())
+        throw Error(fmt::format("--rpc {}: expected HOST:PORT (e.g. 127.0.0.1:50052)", endpoint));
+    const std::string host = endpoint.substr(0, colon), port = endpoint.substr(colon + 1);
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo * res = nullptr;
+    if (getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0 || res == nullptr)
+        throw Error(fmt::format("--rpc {}: cannot resolve host '{}'", endpoint, host));
+    bool ok = false;
+    for (addrinfo * a = res; a && !ok; a = a->ai_next) {
+        const int fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+        if (fd < 0) continue;
+        ok = connect(fd, a->ai_addr, a->ai_addrlen) == 0;
+        close(fd);
+    }
+    freeaddrinfo(res);
+    if (!ok)
+        throw Error(
+            fmt::format("--rpc {}: no rpc-server answers there (start one with `rpc-server -H {} -p {}`)",
+                        endpoint, host, port));
+}
+
 struct Engine::Impl {
     ModelInfo info;
     EngineParams params;
@@ -35,6 +67,8 @@ struct Engine::Impl {
     const llama_vocab * vocab = nullptr;
     RouterTap tap;  // the callback state of this context
     int32_t filler_token = 0;
+    bool one_seq_per_decode = false;          // recurrent / hybrid memory: batches are split per sequence
+    std::vector<ggml_backend_dev_t> devices;  // RPC devices, null-terminated (empty: llama.cpp's default)
     SteerPlan steer;
 
     ~Impl() {
@@ -61,16 +95,31 @@ Engine::Engine(const std::string & model_path, const EngineParams & params)
     m.params = params;
     if (m.params.n_threads <= 0) m.params.n_threads = (int)std::max(1u, std::thread::hardware_concurrency());
     if (m.params.n_batch < 8) throw Error("--batch must be at least 8 tokens");
-    m.params.n_seq_max = std::clamp(m.params.n_seq_max + 1, 2, 256);  // +1: the filler sequence
+    if (m.params.n_seq_max < 1 || m.params.n_seq_max > 255)
+        throw Error(fmt::format("--batch-seqs must be between 1 and 255, not {}", m.params.n_seq_max));
+    m.params.n_seq_max += 1;  // the filler sequence
 
     llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers = params.n_gpu_layers;
+    for (const auto & ep : params.rpc_servers) {
+        check_rpc_server(ep);
+        ggml_backend_reg_t reg = ggml_backend_rpc_add_server(ep.c_str());
+        if (reg == nullptr || ggml_backend_reg_dev_count(reg) == 0)
+            throw Error(fmt::format("--rpc {}: the rpc-server offers no device", ep));
+        for (size_t d = 0; d < ggml_backend_reg_dev_count(reg); ++d)
+            m.devices.push_back(ggml_backend_reg_dev_get(reg, d));
+    }
+    if (!m.devices.empty()) {
+        m.devices.push_back(nullptr);
+        mp.devices = m.devices.data();
+    }
     m.model = llama_model_load_from_file(model_path.c_str(), mp);
     if (!m.model)
         throw Error(fmt::format("llama.cpp could not load {} (arch {}); run with RS_VERBOSE=1 for its log",
                                 model_path, m.info.arch));
     m.vocab = llama_model_get_vocab(m.model);
     m.filler_token = std::max(0, (int)llama_vocab_bos(m.vocab));
+    m.one_seq_per_decode = llama_model_is_recurrent(m.model) || llama_model_is_hybrid(m.model);
 
     if (m.params.n_ctx <= 0) m.params.n_ctx = m.params.n_batch;
     if (m.params.n_ctx < m.params.n_batch) throw Error("the context (--ctx) must hold at least one batch");
@@ -100,6 +149,9 @@ const ModelInfo & Engine::info() const {
 }
 const EngineParams & Engine::params() const {
     return impl_->params;
+}
+int Engine::seqs_per_decode() const {
+    return impl_->one_seq_per_decode ? 1 : impl_->params.n_seq_max - 1;
 }
 int Engine::n_vocab() const {
     return llama_vocab_n_tokens(impl_->vocab);
@@ -146,11 +198,12 @@ void Engine::Impl::decode_packed(std::span<const std::vector<int32_t>> seqs, boo
 
     size_t i = 0;
     while (i < seqs.size()) {
-        // greedy packing: as many whole sequences as fit in n_batch tokens and n_seq_max slots
+        // greedy packing: as many whole sequences as fit in n_batch tokens and n_seq_max slots (one
+        // slot kept for the filler); one sequence alone where the memory splits batches per sequence
+        const size_t max_seqs = one_seq_per_decode ? 1 : (size_t)params.n_seq_max - 1;
         size_t j = i;
         int32_t n_tok = 0;
-        while (j < seqs.size() && j - i + 1 < (size_t)params.n_seq_max &&  // one slot kept for the filler
-               n_tok + (int32_t)seqs[j].size() <= params.n_batch) {
+        while (j < seqs.size() && j - i < max_seqs && n_tok + (int32_t)seqs[j].size() <= params.n_batch) {
             if (seqs[j].empty()) throw Error(fmt::format("sequence {} has no tokens", j));
             n_tok += (int32_t)seqs[j].size();
             ++j;
@@ -170,7 +223,9 @@ void Engine::Impl::decode_packed(std::span<const std::vector<int32_t>> seqs, boo
                 // recording: every token an output, so the last MoE layer keeps every column
                 batch.logits[k] = record || is_output(s, p);
             }
-        for (int32_t p = 0; batch.n_tokens < std::min(kMinBatchTokens, params.n_batch); ++p) {
+        // (no filler where sequences are decoded alone: it would be a second sequence)
+        for (int32_t p = 0; !one_seq_per_decode && batch.n_tokens < std::min(kMinBatchTokens, params.n_batch);
+             ++p) {
             const int k = batch.n_tokens++;
             batch.token[k] = filler_token;
             batch.pos[k] = p;
@@ -283,7 +338,7 @@ std::vector<Generation> Engine::generate(std::span<const std::vector<int32_t>> p
     std::vector<Generation> out(prompts.size());
     std::vector<Running> running;
     std::vector<llama_seq_id> free_ids;
-    for (int s = m.params.n_seq_max - 1; s >= 0; --s) free_ids.push_back(s);
+    for (int s = (m.one_seq_per_decode ? 1 : m.params.n_seq_max) - 1; s >= 0; --s) free_ids.push_back(s);
     llama_memory_clear(llama_get_memory(m.ctx), true);
     llama_batch batch = llama_batch_init(m.params.n_batch, 0, 1);
     struct BatchFree {

@@ -115,6 +115,16 @@ ModelInfo inspect_model(const std::string & path) {
     mi.n_expert_shared = std::max<int>(0, (int)kv_int(g.get(), a + "expert_shared_count"));
     mi.n_group = std::max<int>(0, (int)kv_int(g.get(), a + "expert_group_count"));
     mi.n_group_used = std::max<int>(0, (int)kv_int(g.get(), a + "expert_group_used_count"));
+    // MTP / NextN blocks (GLM-4.5, DeepSeek-V3, Qwen3-Next …) are the last nextn_predict_layers blocks;
+    // llama.cpp loads them but never runs them in a normal context (llama-model.cpp, the KV filter
+    // `il < n_layer()`), so their routers are not part of the model's forward pass.
+    mi.n_nextn = std::max<int>(0, (int)kv_int(g.get(), a + "nextn_predict_layers"));
+    if (mi.n_nextn > mi.n_layer)
+        throw Error(fmt::format("{}: {}nextn_predict_layers {} exceeds block_count {}", path, a, mi.n_nextn,
+                                mi.n_layer));
+    // deepseek4: the first hash_layer_count blocks select experts by a token → experts table
+    // (ffn_gate_tid2eid), not by the router scores.
+    mi.n_hash_layers = std::max<int>(0, (int)kv_int(g.get(), a + "hash_layer_count"));
 
     mi.router_bias.assign(mi.n_layer, false);
     mi.selection_bias.assign(mi.n_layer, false);
@@ -132,9 +142,14 @@ ModelInfo inspect_model(const std::string & path) {
         else if (rest == "exp_probs_b.bias")
             mi.selection_bias[il] = true;
     }
-    for (int il = 0; il < mi.n_layer; ++il)
+    for (int il = 0; il < mi.n_layer - mi.n_nextn; ++il)
         if (routed[il]) mi.moe_layers.push_back(il);
 
+    if (mi.moe_layers.empty() && mi.n_nextn > 0 && mi.n_expert >= 2)
+        throw Error(
+            fmt::format("{} ({}) has routers only in its {} MTP/NextN block(s), which llama.cpp does not "
+                        "run in a normal forward pass: nothing to record",
+                        path, mi.arch, mi.n_nextn));
     if (mi.moe_layers.empty() || mi.n_expert < 2)
         throw Error(
             fmt::format("{} ({}) is not a Mixture-of-Experts model: no layer has a router "

@@ -31,11 +31,14 @@ void RouterTap::begin_batch(int64_t n, bool recording_) {
     topk.assign(recording ? (size_t)(n * n_moe * top_k) : 0, -1);
     col_logits.assign(n_moe, 0);
     col_topk.assign(n_moe, 0);
+    topk_pending.assign(n_moe, 0);
+    error.clear();
     armed = true;
 }
 
 void RouterTap::end_batch() {
     armed = false;
+    if (!error.empty()) throw Error("router tap: " + error);
     if (!recording) return;
     for (int s = 0; s < n_moe; ++s)
         if (col_logits[s] != n_tokens || col_topk[s] != n_tokens)
@@ -47,11 +50,24 @@ void RouterTap::end_batch() {
 
 namespace {
 
-// "blk.<il>.<suffix>" → il, or -1.
+// "blk.<il>.<suffix>" → il, or -1. A scheduler copy of an offloaded weight is named
+// "<backend>#blk.<il>.<suffix>#<n>" (ggml-backend.cpp, sched split inputs): the part between the
+// '#'s is the weight's name.
 int layer_of_weight(const ggml_tensor * w, const char * suffix) {
     if (w == nullptr) return -1;
+    const char * name = w->name;
+    size_t len = std::strlen(name);
+    if (const char * h = std::strchr(name, '#')) {
+        const char * end = std::strchr(h + 1, '#');
+        if (end == nullptr) return -1;
+        name = h + 1;
+        len = (size_t)(end - name);
+    }
     int il = -1, n = 0;
-    if (std::sscanf(w->name, "blk.%d.%n", &il, &n) != 1 || std::strcmp(w->name + n, suffix) != 0) return -1;
+    const size_t sl = std::strlen(suffix);
+    if (std::sscanf(name, "blk.%d.%n", &il, &n) != 1 || (size_t)n + sl != len ||
+        std::strncmp(name + n, suffix, sl) != 0)
+        return -1;
     return il;
 }
 
@@ -94,7 +110,8 @@ TapNode classify(const RouterTap & tap, const ggml_tensor * t, int & il) {
             il = layer_of_weight(t->src[1], "ffn_gate_inp.bias");
             kind = TapNode::logits;
             break;
-        case GGML_OP_VIEW:
+        case GGML_OP_VIEW:      // argsort → top-k view
+        case GGML_OP_GET_ROWS:  // deepseek4 hash layers: ids looked up per token
             il = layer_of_name(t->name, "ffn_moe_topk-");
             kind = TapNode::topk;
             break;
@@ -111,16 +128,38 @@ TapNode classify(const RouterTap & tap, const ggml_tensor * t, int & il) {
     return kind;
 }
 
-// Batch token of column j of a router node with n_col columns that starts at column c0 of the batch:
-// every token, or in a block pruned to the outputs (steering only) the j-th output token.
-int64_t column_token(const RouterTap & tap, int64_t c0, int64_t j, int64_t n_col) {
-    if (tap.recording || n_col == tap.n_tokens) return c0 + j;
-    RS_ASSERT(c0 == 0 && n_col == (int64_t)tap.out_cols.size());
-    return tap.out_cols[(size_t)j];
+// Batch token of column j of a router node with n_col columns: every token, or in a block pruned to
+// the outputs (steering only) the j-th output token. Only valid for a whole-batch node (checked by
+// whole_batch_node).
+int64_t column_token(const RouterTap & tap, int64_t j, int64_t n_col) {
+    return n_col == tap.n_tokens ? j : tap.out_cols[(size_t)j];
+}
+
+// A router node must cover the whole batch in one piece (see router_tap.h); otherwise llama.cpp
+// regrouped the columns and the mapping to tokens is unknown. Records the error and returns false.
+bool whole_batch_node(RouterTap & tap, const ggml_tensor * t, int il, int64_t seen) {
+    const int64_t n_col = t->ne[1];
+    const bool ok =
+        seen == 0 && (n_col == tap.n_tokens || (!tap.recording && n_col == (int64_t)tap.out_cols.size()));
+    if (!ok && tap.error.empty())
+        tap.error = fmt::format(
+            "block {} saw its router node {} in a piece of {} columns (batch of {} tokens, {} columns "
+            "before): "
+            "llama.cpp split or regrouped the batch, so columns cannot be mapped to tokens; this model's "
+            "memory layout is not supported with several sequences per batch (use --batch-seqs 1)",
+            il, t->name, n_col, tap.n_tokens, seen);
+    return ok;
 }
 
 void collect_logits(RouterTap & tap, ggml_tensor * t, int il, int slot) {
-    RS_ASSERT(t->type == GGML_TYPE_F32 && ggml_is_contiguous(t) && t->ne[0] == tap.n_expert);
+    if (t->type != GGML_TYPE_F32 || !ggml_is_contiguous(t) || t->ne[0] != tap.n_expert) {
+        if (tap.error.empty())
+            tap.error = fmt::format("block {}: router logits {} are not a contiguous f32 [{}, T] tensor", il,
+                                    t->name, tap.n_expert);
+        return;
+    }
+    if (!whole_batch_node(tap, t, il, tap.col_logits[slot])) return;
+    tap.topk_pending[slot] = 1;
     const int64_t n_col = t->ne[1];
     const bool host = ggml_backend_buffer_is_host(t->buffer);
     float * src = nullptr;
@@ -131,27 +170,29 @@ void collect_logits(RouterTap & tap, ggml_tensor * t, int il, int slot) {
         ggml_backend_tensor_get(t, tap.scratch.data(), 0, ggml_nbytes(t));
         src = tap.scratch.data();
     }
-    const int64_t c0 = tap.col_logits[slot];
-    RS_ASSERT(c0 + n_col <= tap.n_tokens);
     if (tap.steer && !tap.steer->ops[il].empty()) {
         for (int64_t j = 0; j < n_col; ++j)
             steer_logits(std::span(src + j * tap.n_expert, (size_t)tap.n_expert), tap.steer->ops[il],
-                         tap.steer->seed, il, tap.col_key[(size_t)column_token(tap, c0, j, n_col)]);
+                         tap.steer->seed, il, tap.col_key[(size_t)column_token(tap, j, n_col)]);
         // consumers run after this callback returns, so they see the steered logits (notes §A)
         if (!host) ggml_backend_tensor_set(t, src, 0, ggml_nbytes(t));
     }
-    if (tap.recording)
-        for (int64_t j = 0; j < n_col; ++j)  // column j of [E, T_ub] is token c0 + j of the batch
-            std::memcpy(&tap.logits[((c0 + j) * tap.n_moe + slot) * tap.n_expert], src + j * tap.n_expert,
+    if (tap.recording)  // column j of [E, T] is token j of the batch
+        for (int64_t j = 0; j < n_col; ++j)
+            std::memcpy(&tap.logits[(j * tap.n_moe + slot) * tap.n_expert], src + j * tap.n_expert,
                         sizeof(float) * tap.n_expert);
     tap.col_logits[slot] += n_col;
 }
 
 void collect_topk(RouterTap & tap, ggml_tensor * t, int il, int slot) {
-    RS_ASSERT(t->type == GGML_TYPE_I32 && t->ne[0] == tap.top_k);
+    if (t->type != GGML_TYPE_I32 || t->ne[0] != tap.top_k || t->nb[0] != sizeof(int32_t)) {
+        if (tap.error.empty())
+            tap.error = fmt::format("block {}: selected ids {} are not an i32 [{}, T] tensor", il, t->name,
+                                    tap.top_k);
+        return;
+    }
+    if (!whole_batch_node(tap, t, il, tap.col_topk[slot])) return;
     const int64_t n_col = t->ne[1];
-    const int64_t c0 = tap.col_topk[slot];
-    RS_ASSERT(c0 + n_col <= tap.n_tokens);
     const bool host = ggml_backend_buffer_is_host(t->buffer);
     int32_t ids[512];
     RS_ASSERT(tap.top_k <= 512);
@@ -166,7 +207,7 @@ void collect_topk(RouterTap & tap, ggml_tensor * t, int il, int slot) {
         if (!forced.empty() && force_into_selection(row, tap.top_k, forced) && !host)
             ggml_backend_tensor_set(t, ids, j * t->nb[1], sizeof(int32_t) * tap.top_k);
         if (!tap.recording) continue;
-        int16_t * dst = &tap.topk[((c0 + j) * tap.n_moe + slot) * tap.top_k];
+        int16_t * dst = &tap.topk[(j * tap.n_moe + slot) * tap.top_k];
         for (int k = 0; k < tap.top_k; ++k) dst[k] = (int16_t)row[k];
     }
     tap.col_topk[slot] += n_col;
@@ -178,7 +219,15 @@ bool router_tap_eval(ggml_tensor * t, bool ask, void * user_data) {
     auto & tap = *static_cast<RouterTap *>(user_data);
     int il = -1;
     const TapNode kind = tap.armed ? classify(tap, t, il) : TapNode::none;
-    if (ask) return kind != TapNode::none;
+    if (ask) {
+        if (kind != TapNode::topk) return kind != TapNode::none;
+        // only the first selection node after the layer's logits (a second build_moe_ffn over the same
+        // logits, as in grovemoe, selects again from them: not asked, not recorded twice)
+        const int slot = tap.slot_of_layer[il];
+        const bool first = tap.topk_pending[slot] != 0;
+        tap.topk_pending[slot] = 0;
+        return first;
+    }
     if (kind == TapNode::logits)
         collect_logits(tap, t, il, tap.slot_of_layer[il]);
     else if (kind == TapNode::topk)

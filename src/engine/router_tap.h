@@ -5,8 +5,19 @@
 // Which node holds the router logits is decided by structure (notes §A, §C.1): the MUL_MAT whose
 // src[0] is `blk.<il>.ffn_gate_inp.weight`; when the layer has a router bias (gpt-oss), the ADD
 // whose src[1] is `blk.<il>.ffn_gate_inp.bias` instead (that ADD is named ffn_moe_probs-<il>).
-// The selected ids are the VIEW `ffn_moe_topk-<il>` of the argsort, [k, T] with row stride nb[1].
-// Logits are read in their own callback: the next op (softmax) may run in place over them.
+// The selected ids are the node `ffn_moe_topk-<il>`, [k, T] with row stride nb[1]: a VIEW of the
+// argsort, or a GET_ROWS of the token → expert table in deepseek4's hash layers. A layer may build
+// that node twice (grovemoe runs build_moe_ffn a second time for its adjugate experts, over the same
+// logits): the first one after the layer's logits is the selection. Logits are read in their own
+// callback: the next op (softmax) may run in place over them.
+//
+// Weights of offloaded layers reach the callback through scheduler copies named
+// "<backend>#<tensor>#<n>" (e.g. "CUDA0#blk.3.ffn_gate_inp.weight#0"); the tensor name inside counts.
+//
+// Column → token: routescope decodes one ubatch per llama_decode (n_ubatch = n_batch, sequence-major
+// batches), so each MoE layer's router node must arrive exactly once per decode. A second chunk means
+// llama.cpp split or regrouped the batch (e.g. a hybrid memory's split_equal): the batch is then
+// refused (error), never recorded or steered with a wrong column mapping.
 //
 // Two jobs, chosen per batch: recording asks for every router node of every MoE layer (every token is
 // an output then, so the last layer keeps all columns); steering alone (evaluation) asks only for the
@@ -41,6 +52,8 @@ struct RouterTap {
     std::vector<int64_t> col_logits, col_topk;  // [n_moe] columns received so far (ubatch cursor)
     std::vector<float> scratch;                 // device → host copies
     std::vector<uint64_t> col_key;              // [n_tokens] (position, token id): force jitter key
+    std::vector<uint8_t> topk_pending;          // [n_moe] logits seen, selection not yet (grovemoe)
+    std::string error;                          // first inconsistency seen in this batch (end_batch throws)
 
     // steering (optional): applied to the logits before gating; the steered logits are recorded
     const SteerPlan * steer = nullptr;
@@ -49,7 +62,8 @@ struct RouterTap {
                    const std::vector<bool> & router_bias);
     // Starts a batch of n_tokens; col_key and out_cols are then filled by the caller.
     void begin_batch(int64_t n_tokens, bool recording);
-    // Recording: throws rs::Error when a layer did not see every token exactly once (token accounting).
+    // Throws rs::Error when the callback saw an inconsistency, or (recording) when a layer did not see
+    // every token exactly once (token accounting).
     void end_batch();
 };
 

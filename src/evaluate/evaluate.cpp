@@ -323,6 +323,7 @@ EvalReport run_eval(const EvalJob & job) {
     ep.n_ctx = job.n_ctx;
     ep.n_seq_max = job.n_seq_max;
     ep.n_gpu_layers = job.n_gpu_layers;
+    ep.rpc_servers = job.rpc_servers;
     ep.tap = steered;  // unsteered: no eval callback at all (plain llama.cpp speed)
     Engine engine(job.model, ep);
     if (steered) engine.set_steering(std::move(plan));

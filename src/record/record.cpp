@@ -39,6 +39,7 @@ TraceSummary run_trace(const TraceJob & job) {
     ep.n_batch = job.n_batch;
     ep.n_seq_max = job.n_seq_max;
     ep.n_gpu_layers = job.n_gpu_layers;
+    ep.rpc_servers = job.rpc_servers;
     Engine engine(job.model, ep);
     const ModelInfo & mi = engine.info();
     nlohmann::json steer_json;
@@ -70,8 +71,18 @@ TraceSummary run_trace(const TraceJob & job) {
     m.seqs_per_shard = job.seqs_per_shard;
     m.probs_dtype = job.probs_dtype;
     m.has_logits = job.logits;
-    m.options = {
-        {"max_tokens", job.max_tokens}, {"limit", job.limit}, {"threads", engine.params().n_threads}};
+    // The packing is part of the run's identity: llama.cpp's kernels round differently with the batch
+    // shape (README, "Batch packing"), so a resume must not mix packings. Threads and placement are
+    // not (they do not change CPU results; GPU offload is recorded for the reader).
+    m.options = {{"max_tokens", job.max_tokens},
+                 {"limit", job.limit},
+                 {"threads", engine.params().n_threads},
+                 {"batch", job.n_batch},
+                 {"batch_seqs", engine.seqs_per_decode()}};
+    if (job.n_gpu_layers > 0 || !job.rpc_servers.empty()) {
+        m.options["gpu_layers"] = job.n_gpu_layers;
+        m.options["rpc"] = job.rpc_servers;
+    }
     if (!steer_json.is_null()) m.options["steer"] = steer_json;  // recorded logits are the steered ones
 
     const auto done = prepare_trace_dir(job.out, m, job.resume);

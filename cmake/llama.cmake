@@ -17,9 +17,19 @@ if(LLAMA_CPP_DIR)
   return()
 endif()
 
+# llama.cpp's rpc-server next to an installed package (scripts/get-llama.sh builds one): the RPC
+# tests offload layers to it. -DRS_RPC_SERVER=<path> points elsewhere.
+macro(rs_find_rpc_server)
+  if(NOT EXISTS "${RS_RPC_SERVER}" AND EXISTS ${llama_DIR}/../../../bin/rpc-server)
+    get_filename_component(_rs_rpc ${llama_DIR}/../../../bin/rpc-server ABSOLUTE)
+    set(RS_RPC_SERVER ${_rs_rpc} CACHE FILEPATH "llama.cpp rpc-server (RPC tests)" FORCE)
+  endif()
+endmacro()
+
 find_package(llama QUIET)
 if(llama_FOUND OR TARGET llama)
   message(STATUS "routescope: llama.cpp from installed package ${llama_DIR}")
+  rs_find_rpc_server()
   return()
 endif()
 
@@ -41,6 +51,7 @@ if(NOT _rs_llama_rc EQUAL 0)
 endif()
 string(REGEX REPLACE ".*\n" "" _rs_llama_prefix "${_rs_llama_out}")
 find_package(llama REQUIRED PATHS ${_rs_llama_prefix} NO_DEFAULT_PATH)
+rs_find_rpc_server()
 if(GGML_CUDA)
   find_package(CUDAToolkit REQUIRED)
 endif()

@@ -97,7 +97,10 @@ Engine::Engine(const std::string & model_path, const EngineParams & params)
     if (m.params.n_batch < 8) throw Error("--batch must be at least 8 tokens");
     if (m.params.n_seq_max < 1 || m.params.n_seq_max > 255)
         throw Error(fmt::format("--batch-seqs must be between 1 and 255, not {}", m.params.n_seq_max));
-    m.params.n_seq_max += 1;  // the filler sequence
+    // +1: the filler sequence. llama.cpp reserves one output row per sequence within n_batch
+    // (llama-context.cpp, output_reserve(n_seq_max) ≤ n_outputs_max = n_batch), and a batch cannot
+    // hold more sequences than tokens anyway: at most n_batch − 1 sequences plus the filler.
+    m.params.n_seq_max = std::min(m.params.n_seq_max, m.params.n_batch - 1) + 1;
 
     llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers = params.n_gpu_layers;

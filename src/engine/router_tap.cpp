@@ -48,16 +48,9 @@ void RouterTap::end_batch() {
                             s, col_logits[s], col_topk[s], n_tokens));
 }
 
-namespace {
-
-// "blk.<il>.<suffix>" → il, or -1. A scheduler copy of an offloaded weight is named
-// "<backend>#blk.<il>.<suffix>#<n>" (ggml-backend.cpp, sched split inputs): the part between the
-// '#'s is the weight's name.
-int layer_of_weight(const ggml_tensor * w, const char * suffix) {
-    if (w == nullptr) return -1;
-    const char * name = w->name;
+int weight_layer(const char * name, const char * suffix) {
     size_t len = std::strlen(name);
-    if (const char * h = std::strchr(name, '#')) {
+    if (const char * h = std::strchr(name, '#')) {  // "<backend>#<weight>#<n>": a scheduler copy
         const char * end = std::strchr(h + 1, '#');
         if (end == nullptr) return -1;
         name = h + 1;
@@ -65,10 +58,16 @@ int layer_of_weight(const ggml_tensor * w, const char * suffix) {
     }
     int il = -1, n = 0;
     const size_t sl = std::strlen(suffix);
-    if (std::sscanf(name, "blk.%d.%n", &il, &n) != 1 || (size_t)n + sl != len ||
+    if (std::sscanf(name, "blk.%d.%n", &il, &n) != 1 || il < 0 || (size_t)n + sl != len ||
         std::strncmp(name + n, suffix, sl) != 0)
         return -1;
     return il;
+}
+
+namespace {
+
+int layer_of_weight(const ggml_tensor * w, const char * suffix) {
+    return w == nullptr ? -1 : weight_layer(w->name, suffix);
 }
 
 // "<prefix><il>" → il, or -1.

@@ -67,6 +67,10 @@ struct RouterTap {
     void end_batch();
 };
 
+// Block index of a weight named "blk.<il>.<suffix>", or of a scheduler copy of it named
+// "<backend>#blk.<il>.<suffix>#<n>" (ggml-backend.cpp, split inputs of offloaded ops); -1 otherwise.
+int weight_layer(const char * name, const char * suffix);
+
 // The callback; user_data is a RouterTap*. With a steering plan it also writes the steered logits
 // back (host memory directly, or ggml_backend_tensor_set), and where experts are forced it makes
 // sure they are among the selected ids (selection biases or expert groups could otherwise veto them).

@@ -147,7 +147,10 @@ static std::string run_identity(const TraceManifest & m) {
     auto j = manifest_to_json(m);
     j.erase("tool_version");
     j["model"].erase("path");
-    if (j["options"].is_object()) j["options"].erase("threads");
+    if (j["options"].is_object()) {  // neither changes what is recorded on the CPU
+        j["options"].erase("threads");
+        j["options"].erase("rpc");  // where the offloaded layers ran (ports change between runs)
+    }
     return j.dump();
 }
 

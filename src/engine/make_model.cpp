@@ -27,6 +27,7 @@
 #include <gguf.h>
 #include <llama.h>
 
+#include "make_model_internal.h"
 #include "routescope/common.h"
 #include "routescope/spm_vocab.h"
 
@@ -118,6 +119,10 @@ const ArchSpec * find_arch(const std::string & name) {
     return nullptr;
 }
 
+}  // namespace
+
+namespace detail {
+
 // ---------------------------------------------------------------------------------------------
 // Tokenizer: SentencePiece ("llama") with byte fallback, so any UTF-8 text tokenizes.
 
@@ -159,6 +164,11 @@ SpmVocab make_vocab() {
     return v;
 }
 
+}  // namespace detail
+
+namespace {
+using detail::make_vocab;
+
 // Hyperparameters every architecture reads (or tolerates).
 void write_common_kv(gguf_context * ctx, const std::string & arch, const MakeModelParams & p, int n_vocab) {
     gguf_set_val_str(ctx, "general.architecture", arch.c_str());
@@ -179,6 +189,10 @@ void write_common_kv(gguf_context * ctx, const std::string & arch, const MakeMod
     }
 }
 
+}  // namespace
+
+namespace detail {
+
 // ---------------------------------------------------------------------------------------------
 // Tensor data: deterministic across platforms and standard libraries (no std::hash, no
 // std::normal_distribution): FNV-1a of the name, splitmix64, Box-Muller.
@@ -196,12 +210,17 @@ uint64_t splitmix64(uint64_t & state) {
     return z ^ (z >> 31);
 }
 
-enum class Fill { random, zero, one };
+enum class Fill { random, zero, one, negative };
 
 // Optional tensors that llama.cpp creates anyway must be neutral (scales 1, biases 0), or the file
 // would be a different model from the one its architecture name promises.
-Fill fill_for(std::string_view name) {
+Fill fill_for(std::string_view name, bool random_probs_b) {
     auto ends = [&](std::string_view suffix) { return name.ends_with(suffix); };
+    // Mamba's A (state decay) must be negative or the recurrent state blows up (llama.cpp's
+    // test-llama-archs.cpp does the same). None of the seven hand-written archs has one.
+    if (ends(".ssm_a")) return Fill::negative;
+    // DeepSeek-V3-style selection bias, random only when asked for (the variant under test).
+    if (random_probs_b && ends("exp_probs_b.bias")) return Fill::random;
     if (ends("_norm.weight") || ends(".scale") || ends(".input_scale") || name.starts_with("rope_"))
         return Fill::one;
     // The gpt-oss router bias stays random so the biased-router path is exercised; every other
@@ -210,20 +229,14 @@ Fill fill_for(std::string_view name) {
     return Fill::random;
 }
 
-struct FillState {
-    uint64_t seed;
-    float stdev;
-    std::vector<ggml_tensor *> tensors;  // in creation order, for writing the file
-};
-
 void set_tensor_data(ggml_tensor * t, void * userdata) {
     auto & fp = *static_cast<FillState *>(userdata);
     fp.tensors.push_back(t);
     RS_ASSERT(t->type == GGML_TYPE_F32);
     std::vector<float> data(static_cast<size_t>(ggml_nelements(t)));
-    const Fill fill = fill_for(t->name);
+    const Fill fill = fill_for(t->name, fp.random_probs_b);
     if (fill == Fill::one) std::fill(data.begin(), data.end(), 1.0f);
-    if (fill == Fill::random) {
+    if (fill == Fill::random || fill == Fill::negative) {
         uint64_t state = fp.seed ^ fnv1a(t->name);
         constexpr double two_pi = 6.283185307179586;
         for (size_t i = 0; i < data.size(); i += 2) {
@@ -233,6 +246,8 @@ void set_tensor_data(ggml_tensor * t, void * userdata) {
             data[i] = static_cast<float>(r * std::cos(two_pi * u2));
             if (i + 1 < data.size()) data[i + 1] = static_cast<float>(r * std::sin(two_pi * u2));
         }
+        if (fill == Fill::negative)
+            for (float & x : data) x = -std::fabs(x) - 1e-3f;
     }
     ggml_backend_tensor_set(t, data.data(), 0, ggml_nbytes(t));
 }
@@ -240,23 +255,77 @@ void set_tensor_data(ggml_tensor * t, void * userdata) {
 // ---------------------------------------------------------------------------------------------
 // llama.cpp plumbing
 
-// Silences llama.cpp's (chatty) log for the scope unless RS_VERBOSE is set; restores the previous
-// logger afterwards so the caller's logging setup is untouched.
-class QuietLlamaLog {
-  public:
-    QuietLlamaLog() {
-        llama_log_get(&prev_cb_, &prev_ud_);
-        if (std::getenv("RS_VERBOSE") == nullptr)
-            llama_log_set([](ggml_log_level, const char *, void *) {}, nullptr);
-    }
-    ~QuietLlamaLog() { llama_log_set(prev_cb_, prev_ud_); }
-    QuietLlamaLog(const QuietLlamaLog &) = delete;
-    QuietLlamaLog & operator=(const QuietLlamaLog &) = delete;
+QuietLlamaLog::QuietLlamaLog() {
+    llama_log_get(&prev_cb_, &prev_ud_);
+    if (std::getenv("RS_VERBOSE") == nullptr)
+        llama_log_set([](ggml_log_level, const char *, void *) {}, nullptr);
+}
+QuietLlamaLog::~QuietLlamaLog() {
+    llama_log_set(prev_cb_, prev_ud_);
+}
 
-  private:
-    ggml_log_callback prev_cb_ = nullptr;
-    void * prev_ud_ = nullptr;
-};
+ggml_type parse_router_type(const std::string & name) {
+    if (name.empty() || name == "f32") return GGML_TYPE_F32;
+    if (name == "f16") return GGML_TYPE_F16;
+    if (name == "bf16") return GGML_TYPE_BF16;
+    throw Error(fmt::format("make-model: unknown router type '{}' (use f32, f16 or bf16)", name));
+}
+
+void init_backend_once() {
+    static std::once_flag backend_once;
+    std::call_once(backend_once, [] { llama_backend_init(); });
+}
+
+void build_and_write(gguf_context * meta, const std::string & arch, FillState & fill,
+                     const std::string & path) {
+    // CPU only (empty device list): the GGUF writer reads tensor->data, so it must be host memory.
+    ggml_backend_dev_t no_devices[] = {nullptr};
+    llama_model_params mp = llama_model_default_params();
+    mp.devices = no_devices;
+    mp.n_gpu_layers = 0;
+    mp.progress_callback = [](float, void *) { return true; };  // no progress dots on stderr
+    std::unique_ptr<llama_model, decltype(&llama_model_free)> model(
+        llama_model_init_from_user(meta, set_tensor_data, &fill, mp), llama_model_free);
+    if (!model)
+        throw Error(fmt::format(
+            "make-model: llama.cpp could not build the {} model (set RS_VERBOSE=1 for its log)", arch));
+
+    // Router weights stored as f16/bf16: converted copies in their own context, alive until written.
+    std::unique_ptr<ggml_context, decltype(&ggml_free)> converted(nullptr, ggml_free);
+    if (fill.router_type != GGML_TYPE_F32) {
+        size_t bytes = ggml_tensor_overhead() * 256;
+        for (ggml_tensor * t : fill.tensors)
+            if (std::string_view(t->name).ends_with("ffn_gate_inp.weight"))
+                bytes += ggml_row_size(fill.router_type, ggml_nelements(t)) + 64;
+        converted.reset(ggml_init({bytes, nullptr, /*no_alloc=*/false}));
+    }
+    for (ggml_tensor * t : fill.tensors) {
+        // Layers share rope_freqs / rope_factors_* (created per layer under one name): write once.
+        if (gguf_find_tensor(meta, t->name) >= 0) continue;
+        // Quantisation scales (all 1) are optional and absent from real F32/BF16 checkpoints; left
+        // in, they add MUL nodes to the expert FFN graph of some archs (qwen3moe, llama).
+        const std::string_view name = t->name;
+        if (name.ends_with(".scale") || name.ends_with(".input_scale")) continue;
+        if (converted && name.ends_with("ffn_gate_inp.weight")) {
+            ggml_tensor * c = ggml_new_tensor(converted.get(), fill.router_type, ggml_n_dims(t), t->ne);
+            ggml_set_name(c, t->name);
+            const auto * src = static_cast<const float *>(t->data);
+            if (fill.router_type == GGML_TYPE_F16)
+                ggml_fp32_to_fp16_row(src, static_cast<ggml_fp16_t *>(c->data), ggml_nelements(t));
+            else
+                ggml_fp32_to_bf16_row(src, static_cast<ggml_bf16_t *>(c->data), ggml_nelements(t));
+            gguf_add_tensor(meta, c);
+            continue;
+        }
+        gguf_add_tensor(meta, t);
+    }
+    if (!gguf_write_to_file(meta, path.c_str(), /*only_meta=*/false))
+        throw Error(fmt::format("make-model: could not write '{}' (does the directory exist?)", path));
+}
+
+}  // namespace detail
+
+namespace {
 
 void validate(const MakeModelParams & p, const ArchSpec & spec) {
     auto fail = [](const std::string & msg) { throw Error("make-model: " + msg); };
@@ -291,18 +360,27 @@ std::vector<std::string> make_model_archs() {
     return out;
 }
 
+std::vector<std::string> make_model_all_archs() {
+    std::vector<std::string> out = make_model_archs();
+    for (auto & a : detail::generic_archs()) out.push_back(std::move(a));
+    return out;
+}
+
 void make_model(const MakeModelParams & p, const std::string & path) {
     const ArchSpec * spec = find_arch(p.arch);
+    // The seven hand-written architectures keep their exact files; every other MoE architecture
+    // of llama.cpp goes through the generic writer (make_model_archs.cpp).
+    if (spec == nullptr && detail::make_model_generic(p, path)) return;
+
     if (spec == nullptr) {
         std::string known;
-        for (const auto & a : k_archs) known += (known.empty() ? "" : ", ") + std::string(a.name);
+        for (const auto & a : make_model_all_archs()) known += (known.empty() ? "" : ", ") + a;
         throw Error(fmt::format("make-model: unknown arch '{}' (known: {})", p.arch, known));
     }
     validate(p, *spec);
 
-    static std::once_flag backend_once;
-    std::call_once(backend_once, [] { llama_backend_init(); });
-    QuietLlamaLog quiet;
+    detail::init_backend_once();
+    detail::QuietLlamaLog quiet;
 
     const std::string arch = p.dense ? spec->dense_arch : spec->name;
     std::unique_ptr<gguf_context, decltype(&gguf_free)> meta(gguf_init_empty(), gguf_free);
@@ -313,31 +391,8 @@ void make_model(const MakeModelParams & p, const std::string & path) {
         spec->add_kv(kv, p);
     }
     write_spm_vocab(meta.get(), vocab);
-
-    // CPU only (empty device list): the GGUF writer reads tensor->data, so it must be host memory.
-    ggml_backend_dev_t no_devices[] = {nullptr};
-    llama_model_params mp = llama_model_default_params();
-    mp.devices = no_devices;
-    mp.n_gpu_layers = 0;
-    mp.progress_callback = [](float, void *) { return true; };  // no progress dots on stderr
-    FillState fill{p.seed, p.stdev, {}};
-    std::unique_ptr<llama_model, decltype(&llama_model_free)> model(
-        llama_model_init_from_user(meta.get(), set_tensor_data, &fill, mp), llama_model_free);
-    if (!model)
-        throw Error(fmt::format(
-            "make-model: llama.cpp could not build the {} model (set RS_VERBOSE=1 for its log)", arch));
-
-    for (ggml_tensor * t : fill.tensors) {
-        // Layers share rope_freqs / rope_factors_* (created per layer under one name): write once.
-        if (gguf_find_tensor(meta.get(), t->name) >= 0) continue;
-        // Quantisation scales (all 1) are optional and absent from real F32/BF16 checkpoints; left
-        // in, they add MUL nodes to the expert FFN graph of some archs (qwen3moe, llama).
-        const std::string_view name = t->name;
-        if (name.ends_with(".scale") || name.ends_with(".input_scale")) continue;
-        gguf_add_tensor(meta.get(), t);
-    }
-    if (!gguf_write_to_file(meta.get(), path.c_str(), /*only_meta=*/false))
-        throw Error(fmt::format("make-model: could not write '{}' (does the directory exist?)", path));
+    detail::FillState fill{p.seed, p.stdev, false, {}, detail::parse_router_type(p.router_type)};
+    detail::build_and_write(meta.get(), arch, fill, path);
 }
 
 }  // namespace rs

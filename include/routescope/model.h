@@ -21,14 +21,21 @@ struct ModelInfo {
     int top_k = 0;
     int n_expert_shared = 0;
     int n_group = 0, n_group_used = 0;  // expert groups (DeepSeek-V3); 0 = none
-    int n_nextn = 0;        // trailing MTP/NextN blocks (never run by llama.cpp; not in moe_layers)
-    int n_hash_layers = 0;  // deepseek4: leading blocks whose experts come from a token table
-    std::string gating;     // e.g. "softmax", "softmax+renorm", "softmax_topk", "sigmoid+bias"
+    int n_nextn = 0;  // trailing MTP/NextN blocks (never run by llama.cpp; not in moe_layers)
+    // e.g. "softmax", "softmax+renorm", "softmax_topk", "sigmoid+renorm+bias+groups". inspect_model
+    // derives it from the GGUF keys; the Engine replaces it with what the loaded graph does
+    // ("a|b" where layers differ).
+    std::string gating;
+    std::vector<int> hash_layers;  // blocks selecting experts by a token table (deepseek4); by the Engine
     int64_t file_size = 0;
 };
 
 // Reads metadata and tensor names. Throws rs::Error: missing file, not a GGUF, not a MoE model.
 ModelInfo inspect_model(const std::string & path);
+
+// What the stored routing distribution p (softmax over all E router logits, Bandarkar et al.'s
+// definition) means for a model with this gating label: its own gate, or only a proxy of it.
+std::string routing_p_meaning(const std::string & gating, bool hash_layers);
 
 // SHA-256 of the file as lowercase hex; cached under ~/.cache/routescope/sha256 keyed by path, size
 // and modification time, because hashing a 17 GB model takes most of a minute.

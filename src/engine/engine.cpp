@@ -83,6 +83,9 @@ struct Engine::Impl {
     void decode_packed(std::span<const std::vector<int32_t>> seqs, bool record, IsOutput && is_output,
                        OnBatch && on_batch);
 
+    // Fills info.gating / info.hash_layers from the graph (ObservedGating).
+    void observe_gating();
+
     // llama_decode with the tap armed for this batch (keys: (position, token) of each column).
     void decode_batch(const llama_batch & batch, bool record);
 };
@@ -143,6 +146,70 @@ Engine::Engine(const std::string & model_path, const EngineParams & params)
     if (!m.ctx)
         throw Error(fmt::format("llama.cpp could not create a context for {} (--batch {} too large?)",
                                 model_path, m.params.n_batch));
+    if (m.params.tap) m.observe_gating();
+}
+
+// The gating label of one layer, in inspect_model's vocabulary (model.h).
+static std::string gating_label(const ObservedGating & g) {
+    static const char * const probs[] = {"unknown",      "softmax",       "sigmoid",
+                                         "softmax_topk", "sqrt_softplus", "unknown"};
+    std::string s = probs[g.probs];
+    if (g.sigmoid_selection) s += "+sigmoid_selection";
+    if (g.renorm && g.probs != ObservedGating::softmax_weight) s += "+renorm";
+    if (g.sel_bias) s += "+bias";
+    if (g.groups) s += "+groups";
+    return s;
+}
+
+// One token through the graph with the tap observing node names (nothing is asked for): the gating
+// each MoE layer actually applies replaces the label read from the GGUF keys.
+void Engine::Impl::observe_gating() {
+    llama_batch batch = llama_batch_init(1, 0, 1);
+    batch.n_tokens = 1;
+    batch.token[0] = filler_token;
+    batch.pos[0] = 0;
+    batch.n_seq_id[0] = 1;
+    batch.seq_id[0][0] = 0;
+    batch.logits[0] = 1;
+    tap.observe = true;
+    const int rc = llama_decode(ctx, batch);
+    tap.observe = false;
+    llama_batch_free(batch);
+    llama_memory_clear(llama_get_memory(ctx), true);
+    if (rc != 0)
+        throw Error(fmt::format("llama_decode failed (status {}) on {}'s first token", rc, info.path));
+    // A block can carry router tensors that its graph never uses (e.g. a file whose ffn_gate_inp
+    // stands in layers that the architecture's interleaving makes dense): only routers that run
+    // are recorded. None at all is a refusal by name.
+    std::vector<int> ran;
+    std::vector<ObservedGating> observed;
+    for (size_t s = 0; s < tap.observed.size(); ++s)
+        if (tap.observed[s].seen) {
+            ran.push_back(info.moe_layers[s]);
+            observed.push_back(tap.observed[s]);
+        }
+    if (ran.empty())
+        throw Error(
+            fmt::format("{} ({}): llama.cpp's {} graph runs none of the file's routers "
+                        "(blk.N.ffn_gate_inp): not a Mixture-of-Experts forward pass, nothing to record",
+                        info.path, info.arch, info.arch));
+    if (ran != info.moe_layers) {
+        info.moe_layers = ran;
+        tap.configure(info.n_layer, info.n_expert, info.top_k, info.moe_layers, info.router_bias);
+    }
+    std::vector<std::string> labels;
+    info.hash_layers.clear();
+    for (size_t s = 0; s < observed.size(); ++s) {
+        if (observed[s].hash) {
+            info.hash_layers.push_back(info.moe_layers[s]);
+            continue;
+        }
+        const auto l = gating_label(observed[s]);
+        if (std::find(labels.begin(), labels.end(), l) == labels.end()) labels.push_back(l);
+    }
+    std::string g;
+    for (const auto & l : labels) g += (g.empty() ? "" : "|") + l;  // "|": layers gate differently
+    if (!g.empty()) info.gating = g;
 }
 
 Engine::~Engine() = default;

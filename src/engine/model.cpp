@@ -122,9 +122,6 @@ ModelInfo inspect_model(const std::string & path) {
     if (mi.n_nextn > mi.n_layer)
         throw Error(fmt::format("{}: {}nextn_predict_layers {} exceeds block_count {}", path, a, mi.n_nextn,
                                 mi.n_layer));
-    // deepseek4: the first hash_layer_count blocks select experts by a token → experts table
-    // (ffn_gate_tid2eid), not by the router scores.
-    mi.n_hash_layers = std::max<int>(0, (int)kv_int(g.get(), a + "hash_layer_count"));
 
     mi.router_bias.assign(mi.n_layer, false);
     mi.selection_bias.assign(mi.n_layer, false);
@@ -165,6 +162,19 @@ ModelInfo inspect_model(const std::string & path) {
     mi.gating = gating_label(mi.arch, kv_int(g.get(), a + "expert_gating_func"),
                              kv_int(g.get(), a + "expert_weights_norm"), sel_bias, mi.n_group);
     return mi;
+}
+
+std::string routing_p_meaning(const std::string & gating, bool hash_layers) {
+    const bool own = gating.rfind("softmax", 0) == 0 && gating.rfind("softmax_topk", 0) != 0 &&
+                     gating.find("+bias") == std::string::npos &&
+                     gating.find("+groups") == std::string::npos &&
+                     gating.find("sigmoid") == std::string::npos && !hash_layers;
+    if (own)
+        return "gate: p is the model's own gate (softmax over all experts, before top-k renormalisation)";
+    return fmt::format(
+        "proxy: p is the softmax over all experts' router logits (the paper's definition), not this "
+        "model's gate ({}{}); the selected ids are the model's own",
+        gating, hash_layers ? ", hash-routed layers" : "");
 }
 
 static std::string sha256_file(const std::string & path) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -20,6 +21,7 @@ void RouterTap::configure(int n_layer_, int n_expert_, int top_k_, const std::ve
     slot_of_layer.assign(n_layer, -1);
     for (int s = 0; s < n_moe; ++s) slot_of_layer[moe_layers[s]] = s;
     router_bias = router_bias_;
+    observed.assign(n_moe, {});
 }
 
 void RouterTap::begin_batch(int64_t n, bool recording_) {
@@ -212,10 +214,48 @@ void collect_topk(RouterTap & tap, ggml_tensor * t, int il, int slot) {
     tap.col_topk[slot] += n_col;
 }
 
+// Reads the gating of a layer from build_moe_ffn's node names (llama-graph.cpp), at ask time.
+void observe_node(RouterTap & tap, const ggml_tensor * t) {
+    static constexpr char kPrefix[] = "ffn_moe_";
+    if (std::strncmp(t->name, kPrefix, sizeof kPrefix - 1) != 0) return;
+    const char * what = t->name + sizeof kPrefix - 1;
+    const char * dash = std::strrchr(what, '-');
+    if (dash == nullptr) return;
+    int il = -1, end = 0;  // exactly "<what>-<il>": not the views "<what>-<il> (reshaped)"
+    if (std::sscanf(dash + 1, "%d%n", &il, &end) != 1 || dash[1 + end] != '\0' || il < 0 ||
+        il >= tap.n_layer || tap.slot_of_layer[il] < 0)
+        return;
+    ObservedGating & g = tap.observed[(size_t)tap.slot_of_layer[il]];
+    const std::string_view name(what, (size_t)(dash - what));
+    g.seen = true;
+    const bool sigmoid = t->op == GGML_OP_UNARY && ggml_get_unary_op(t) == GGML_UNARY_OP_SIGMOID;
+    if (name == "probs") {
+        if (t->op == GGML_OP_SOFT_MAX)
+            g.probs = ObservedGating::softmax;
+        else if (sigmoid)
+            g.probs = ObservedGating::sigmoid;
+        else if (t->op == GGML_OP_SQRT)
+            g.probs = ObservedGating::sqrt_softplus;
+        else if (t->op == GGML_OP_MUL_MAT || t->op == GGML_OP_ADD)  // probs = the logits themselves
+            g.probs = ObservedGating::softmax_weight;
+        else
+            g.probs = ObservedGating::other;
+    } else if (name == "probs_biased") {
+        (t->op == GGML_OP_ADD ? g.sel_bias : g.sigmoid_selection) = true;
+    } else if (name == "weights_norm") {
+        g.renorm = true;
+    } else if (name == "group_topk") {
+        g.groups = true;
+    } else if (name == "topk") {
+        g.hash = g.hash || t->op == GGML_OP_GET_ROWS;
+    }
+}
+
 }  // namespace
 
 bool router_tap_eval(ggml_tensor * t, bool ask, void * user_data) {
     auto & tap = *static_cast<RouterTap *>(user_data);
+    if (ask && tap.observe) observe_node(tap, t);
     int il = -1;
     const TapNode kind = tap.armed ? classify(tap, t, il) : TapNode::none;
     if (ask) {

@@ -35,6 +35,22 @@
 
 namespace rs {
 
+// How a MoE layer turns its router logits into a selection, as its graph actually does it: read from
+// the names and ops of build_moe_ffn's nodes while the scheduler asks about them (no node is
+// requested for this, so it costs nothing). llama.cpp hard-codes the gating of several
+// architectures regardless of the GGUF keys (dbrx, arctic, ernie4.5: softmax + renorm; llama4:
+// sigmoid after selection on the logits), so the keys alone mislabel them.
+struct ObservedGating {
+    enum Probs : int8_t { unseen, softmax, sigmoid, softmax_weight, sqrt_softplus, other };
+    bool seen = false;               // the graph has a `ffn_moe_*-<il>` node: this block's router runs
+    Probs probs = unseen;            // the op that makes `ffn_moe_probs-<il>`
+    bool renorm = false;             // `ffn_moe_weights_norm-<il>`: top-k weights divided by their sum
+    bool sel_bias = false;           // `ffn_moe_probs_biased-<il>` is an ADD: a selection-only bias
+    bool sigmoid_selection = false;  // ... is a sigmoid of the logits (grovemoe)
+    bool groups = false;             // `ffn_moe_group_topk-<il>`: group-limited selection
+    bool hash = false;               // `ffn_moe_topk-<il>` is a GET_ROWS: experts looked up per token
+};
+
 struct RouterTap {
     // configuration (set once per model)
     int n_layer = 0, n_expert = 0, top_k = 0;
@@ -57,6 +73,10 @@ struct RouterTap {
 
     // steering (optional): applied to the logits before gating; the steered logits are recorded
     const SteerPlan * steer = nullptr;
+
+    // set `observe` for a decode to fill `observed` [n_moe] from the graph (see ObservedGating)
+    bool observe = false;
+    std::vector<ObservedGating> observed;
 
     void configure(int n_layer, int n_expert, int top_k, const std::vector<int> & moe_layers,
                    const std::vector<bool> & router_bias);

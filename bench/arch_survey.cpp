@@ -352,10 +352,17 @@ int main(int argc, char ** argv) {
         variants.push_back(v);
         const auto seven = rs::make_model_archs();
         if (std::find(seven.begin(), seven.end(), arch) != seven.end()) continue;
-        Variant n = v;
-        n.name = "nextn1";
-        n.p.nextn = 1;
-        variants.push_back(n);
+        // MTP blocks only where llama.cpp has them (make_model refuses the others, by name).
+        static const std::set<std::string> mtp = {
+            "bailingmoe3", "cohere2moe", "deepseek32",  "deepseek4",  "glm-dsa",     "glm4moe",
+            "hy_v3",       "kimi-k3",    "kimi-linear", "mimo2",      "nemotron_h",  "nemotron_h_moe",
+            "qwen35moe",   "qwen3next",  "step35",      "exaone-moe", "bailingmoe2", "dots3note"};
+        if (mtp.count(arch)) {
+            Variant n = v;
+            n.name = "nextn1";
+            n.p.nextn = 1;
+            variants.push_back(n);
+        }
         if (arch == "deepseek4") {
             Variant h = v;
             h.name = "hash1";

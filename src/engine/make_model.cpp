@@ -277,11 +277,11 @@ QuietLlamaLog::~QuietLlamaLog() {
     llama_log_set(prev_cb_, prev_ud_);
 }
 
-ggml_type parse_router_type(const std::string & name) {
+ggml_type parse_router_type(const std::string & name, const std::string & arch) {
     if (name.empty() || name == "f32") return GGML_TYPE_F32;
     if (name == "f16") return GGML_TYPE_F16;
     if (name == "bf16") return GGML_TYPE_BF16;
-    throw Error(fmt::format("make-model: unknown router type '{}' (use f32, f16 or bf16)", name));
+    throw Error(fmt::format("make-model: {}: unknown router type '{}' (use f32, f16 or bf16)", arch, name));
 }
 
 void init_backend_once() {
@@ -408,7 +408,8 @@ void make_model(const MakeModelParams & p, const std::string & path) {
         spec->add_kv(kv, p);
     }
     write_spm_vocab(meta.get(), vocab);
-    detail::FillState fill{p.seed, p.stdev, false, {}, detail::parse_router_type(p.router_type), p.n_expert};
+    detail::FillState fill{p.seed,    p.stdev, false, {}, detail::parse_router_type(p.router_type, p.arch),
+                           p.n_expert};
     detail::build_and_write(meta.get(), arch, fill, path);
 }
 

@@ -383,7 +383,7 @@ bool make_model_generic(const MakeModelParams & p, const std::string & path) {
                      [&](const char * a) { return p.arch == a; }) == std::end(k_generic))
         return false;
     validate_generic(p);
-    parse_router_type(p.router_type);
+    parse_router_type(p.router_type, p.arch);
     init_backend_once();
     QuietLlamaLog quiet;
 
@@ -395,7 +395,8 @@ bool make_model_generic(const MakeModelParams & p, const std::string & path) {
     write_kv(kv, p, shape_for(p), static_cast<int>(vocab.tokens.size()));
     write_spm_vocab(meta.get(), vocab);
 
-    FillState fill{p.seed, p.stdev, p.selection_bias, {}, parse_router_type(p.router_type), p.n_expert};
+    FillState fill{p.seed,    p.stdev, p.selection_bias, {}, parse_router_type(p.router_type, p.arch),
+                   p.n_expert};
     if (p.hash_layers == 0) {
         build_and_write(meta.get(), p.arch, fill, path);
         return true;

@@ -30,7 +30,7 @@ struct FillState {
 };
 
 // "" / "f32" / "f16" / "bf16" -> the ggml type; throws rs::Error otherwise.
-ggml_type parse_router_type(const std::string & name);
+ggml_type parse_router_type(const std::string & name, const std::string & arch);
 void set_tensor_data(ggml_tensor * t, void * userdata);
 
 // Silences llama.cpp's (chatty) log for the scope unless RS_VERBOSE is set; restores the previous

@@ -344,6 +344,13 @@ void validate_generic(const MakeModelParams & p) {
         fail(fmt::format("dense_lead {} leaves no MoE layer of {}", p.dense_lead, p.n_layer));
     if (p.nextn < 0 || p.nextn >= p.n_layer - 1)
         fail(fmt::format("nextn must be in [0, n_layer - 1), got {}", p.nextn));
+    // deepseek4 drops nextn_predict_layers unless the file already holds blk.N.nextn.eh_proj, which
+    // init_from_user's metadata cannot show it (its weight map is empty).
+    if (p.nextn > 0 && p.arch == "deepseek4")
+        fail(
+            "llama.cpp keeps deepseek4's nextn blocks only when the file already has them, so they cannot be "
+            "generated "
+            "(use nextn 0)");
     if (p.nextn > 0 && in(p.arch, {"exaone-moe", "bailingmoe2", "dots3note"}))
         fail(
             "llama.cpp always skips this architecture's nextn blocks, so they cannot be generated (use nextn "

@@ -278,20 +278,23 @@ json run_isolated(const Variant & v, const fs::path & dir) {
 
 std::string join(const json & a, const char * sep = ", ") {
     std::string s;
-    for (const auto & x : a) s += (s.empty() ? "" : sep) + (x.is_string() ? x.get<std::string>() : x.dump());
+    for (const auto & x : a) {
+        if (!s.empty()) s.append(sep);
+        s.append(x.is_string() ? x.get<std::string>() : x.dump());
+    }
     return s;
 }
 
 // One markdown row per (arch, variant).
 std::string md_row(const json & r) {
     auto get = [&](const char * k) {
-        return r.contains(k) ? (r[k].is_string() ? r[k].get<std::string>() : r[k].dump()) : "";
+        return r.contains(k) ? (r[k].is_string() ? r[k].get<std::string>() : r[k].dump()) : std::string();
     };
     std::string status;
     if (r.contains("crashed"))
         status = "CRASH " + get("crashed");
     else if (!r.value("generated", false))
-        status = "gen error";
+        status = "refused: " + r.value("error", std::string());
     else if (!r.value("loads", false))
         status = "load error";
     else if (!r.value("context", false))
@@ -300,31 +303,59 @@ std::string md_row(const json & r) {
         status = "decode rc " + get("decode_rc");
     else
         status = r.value("logits_finite", false) ? "ok" : "non-finite";
-    std::string moe_layers, topk, ids, logits, cols, probs;
+    std::string moe_layers, topk, ids, logits, probs, evals, pruned = "-";
     std::set<std::string> ids_set, logits_set, probs_set;
-    std::set<int> topk_counts;
+    std::set<int> topk_counts, eval_counts;
+    const int n_tokens = r.value("n_tokens", 0);
     if (r.contains("layers")) {
+        std::string last;
         for (const auto & [k, L] : r["layers"].items()) {
             if (L["logits_node"].empty() && L["router_matmul"].empty()) continue;
-            moe_layers += (moe_layers.empty() ? "" : ",") + k;
-            topk_counts.insert((int)L["topk_names"].size());
-            for (const auto & x : L["ids_src"])
-                ids_set.insert(x.get<std::string>().substr(0, x.get<std::string>().find('(')));
+            if (!moe_layers.empty()) moe_layers.push_back(',');
+            moe_layers.append(k);
+            const int n_eval = static_cast<int>(L["cols"].size());
+            eval_counts.insert(n_eval);
+            topk_counts.insert(n_eval > 0 ? L["topk_nodes"].get<int>() / n_eval : 0);
+            for (const auto & x : L["ids_src"]) {
+                const std::string v = x.get<std::string>();
+                ids_set.insert(v.substr(0, v.find('(')));
+            }
             for (const auto & x : L["logits_node"])
                 logits_set.insert(x.get<std::string>().substr(0, x.get<std::string>().find(' ')));
             for (const auto & x : L["probs_op"]) probs_set.insert(x.get<std::string>());
-            cols += (cols.empty() ? "" : " ") + k + ":" + join(L["cols"], "/");
+            last = k;
+        }
+        if (!last.empty()) {
+            int64_t cols = 0;
+            for (const auto & c : r["layers"][last]["cols"]) cols += c.get<int64_t>();
+            pruned = cols < n_tokens ? fmt::format("yes ({} of {} cols)", cols, n_tokens) : "no";
         }
     }
-    for (int c : topk_counts) topk += (topk.empty() ? "" : "/") + std::to_string(c);
-    for (const auto & x : ids_set) ids += (ids.empty() ? "" : ",") + x;
-    for (const auto & x : logits_set) logits += (logits.empty() ? "" : ",") + x;
-    for (const auto & x : probs_set) probs += (probs.empty() ? "" : ",") + x;
-    return fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", get("arch"),
-                       get("variant"), status, get("memory"), get("n_layer"), get("n_layer_nextn"),
-                       r.contains("gate_inp_layers") ? join(r["gate_inp_layers"], ",") : "", moe_layers,
-                       get("gating_func_key"), probs, logits, topk,
-                       ids + (cols.empty() ? "" : " — cols " + cols));
+    auto cat = [](const auto & set, const char * sep) {
+        std::string out;
+        for (const auto & x : set) {
+            if (!out.empty()) out.append(sep);
+            out.append(fmt::format("{}", x));
+        }
+        return out;
+    };
+    topk = cat(topk_counts, "/");
+    ids = cat(ids_set, ",");
+    logits = cat(logits_set, ",");
+    probs_set.erase("RESHAPE");
+    probs = cat(probs_set, ",");
+    evals = cat(eval_counts, "/");
+    bool norm = false;
+    if (r.contains("moe_node_stems"))
+        for (const auto & x : r["moe_node_stems"])
+            norm = norm || x.get<std::string>() == "ffn_moe_weights_norm";
+    const std::string prefixed = r.contains("prefixed_names") && !r["prefixed_names"].empty() ? "yes" : "";
+    return fmt::format(
+        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |{}\n", get("arch"),
+        get("variant"), status, get("memory"), get("n_layer"), get("n_layer_nextn"),
+        r.contains("gate_inp_layers") ? join(r["gate_inp_layers"], ",") : "", moe_layers,
+        get("gating_func_key"), probs, r.contains("layers") ? (norm ? "yes" : "no") : "", logits, topk, ids,
+        evals + " / " + pruned, prefixed.empty() ? "" : " backend-prefixed names |");
 }
 
 }  // namespace
@@ -352,10 +383,22 @@ int main(int argc, char ** argv) {
         variants.push_back(v);
         const auto seven = rs::make_model_archs();
         if (std::find(seven.begin(), seven.end(), arch) != seven.end()) continue;
-        Variant n = v;
-        n.name = "nextn1";
-        n.p.nextn = 1;
-        variants.push_back(n);
+        // The gating key set to softmax: an arch whose probs op stays sigmoid hard-codes it.
+        Variant g = v;
+        g.name = "softmax-key";
+        g.p.gating = 1;
+        variants.push_back(g);
+        // MTP blocks only where llama.cpp has them (make_model refuses the others, by name).
+        static const std::set<std::string> mtp = {
+            "bailingmoe3", "cohere2moe", "deepseek32",  "deepseek4",  "glm-dsa",     "glm4moe",
+            "hy_v3",       "kimi-k3",    "kimi-linear", "mimo2",      "nemotron_h",  "nemotron_h_moe",
+            "qwen35moe",   "qwen3next",  "step35",      "exaone-moe", "bailingmoe2", "dots3note"};
+        if (mtp.count(arch)) {
+            Variant n = v;
+            n.name = "nextn1";
+            n.p.nextn = 1;
+            variants.push_back(n);
+        }
         if (arch == "deepseek4") {
             Variant h = v;
             h.name = "hash1";
@@ -365,10 +408,12 @@ int main(int argc, char ** argv) {
     }
     json all = json::array();
     std::string md =
-        "| arch | variant | status | memory | n_layer | nextn | ffn_gate_inp layers | MoE layers seen | "
-        "gating key | "
-        "probs op | logits op | topk nodes/layer | ids from — logits columns per eval |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+        "| arch | variant | status | memory | n_layer (trunk) | nextn | ffn_gate_inp in file | MoE layers in "
+        "graph | "
+        "gating key | probs op | renorm node | logits op | topk views/layer | ids from | ubatches / last "
+        "layer pruned "
+        "|\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
     for (const auto & v : variants) {
         json r = run_isolated(v, dir);
         all.push_back(r);

@@ -77,4 +77,7 @@ void make_model(const MakeModelParams & p, const std::string & path);
 // (MakeModelParams::router_type). Throws rs::Error on a bad type or a failed quantisation.
 void quantize_model(const std::string & in, const std::string & out, const std::string & type);
 
+// The `type` values quantize_model accepts.
+std::vector<std::string> quantize_types();
+
 }  // namespace rs

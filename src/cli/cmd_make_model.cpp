@@ -1,4 +1,5 @@
 // `routescope make-model`: write a tiny random-weight MoE GGUF (tests, benchmarks, demo).
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
@@ -49,6 +50,10 @@ void add_make_model(CLI::App & app) {
             return;
         }
         if (out->empty()) throw Error("make-model: --out is required (the .gguf file to write)");
+        const auto qtypes = quantize_types();
+        if (!quant->empty() && std::find(qtypes.begin(), qtypes.end(), *quant) == qtypes.end())
+            throw Error(fmt::format("make-model: unknown quantisation '{}' (use {})", *quant,
+                                    fmt::join(qtypes, " or ")));
         if (quant->empty()) {
             make_model(*p, *out);
         } else {

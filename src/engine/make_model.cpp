@@ -232,6 +232,19 @@ Fill fill_for(std::string_view name, bool random_probs_b) {
 void set_tensor_data(ggml_tensor * t, void * userdata) {
     auto & fp = *static_cast<FillState *>(userdata);
     fp.tensors.push_back(t);
+    if (t->type == GGML_TYPE_I32) {
+        // deepseek4's hash-routing table ffn_gate_tid2eid: per token, top_k distinct expert ids.
+        std::vector<int32_t> ids(static_cast<size_t>(ggml_nelements(t)));
+        const int64_t k = t->ne[0];
+        uint64_t state = fp.seed ^ fnv1a(t->name);
+        for (int64_t row = 0; row < t->ne[1]; ++row) {
+            const auto first = static_cast<int64_t>(splitmix64(state) % static_cast<uint64_t>(fp.n_expert));
+            for (int64_t j = 0; j < k; ++j)
+                ids[static_cast<size_t>(row * k + j)] = static_cast<int32_t>((first + j) % fp.n_expert);
+        }
+        ggml_backend_tensor_set(t, ids.data(), 0, ggml_nbytes(t));
+        return;
+    }
     RS_ASSERT(t->type == GGML_TYPE_F32);
     std::vector<float> data(static_cast<size_t>(ggml_nelements(t)));
     const Fill fill = fill_for(t->name, fp.random_probs_b);
@@ -264,11 +277,11 @@ QuietLlamaLog::~QuietLlamaLog() {
     llama_log_set(prev_cb_, prev_ud_);
 }
 
-ggml_type parse_router_type(const std::string & name) {
+ggml_type parse_router_type(const std::string & name, const std::string & arch) {
     if (name.empty() || name == "f32") return GGML_TYPE_F32;
     if (name == "f16") return GGML_TYPE_F16;
     if (name == "bf16") return GGML_TYPE_BF16;
-    throw Error(fmt::format("make-model: unknown router type '{}' (use f32, f16 or bf16)", name));
+    throw Error(fmt::format("make-model: {}: unknown router type '{}' (use f32, f16 or bf16)", arch, name));
 }
 
 void init_backend_once() {
@@ -277,15 +290,19 @@ void init_backend_once() {
 }
 
 void build_and_write(gguf_context * meta, const std::string & arch, FillState & fill,
-                     const std::string & path) {
+                     const std::string & path, gguf_context * init_meta) {
     // CPU only (empty device list): the GGUF writer reads tensor->data, so it must be host memory.
     ggml_backend_dev_t no_devices[] = {nullptr};
     llama_model_params mp = llama_model_default_params();
     mp.devices = no_devices;
     mp.n_gpu_layers = 0;
+    // MTP/nextn tensors are created only when asked for; skipped ones abort init_from_user (the
+    // loader asserts a buffer type for them). No effect on files without nextn layers.
+    mp.load_mtp = true;
     mp.progress_callback = [](float, void *) { return true; };  // no progress dots on stderr
     std::unique_ptr<llama_model, decltype(&llama_model_free)> model(
-        llama_model_init_from_user(meta, set_tensor_data, &fill, mp), llama_model_free);
+        llama_model_init_from_user(init_meta ? init_meta : meta, set_tensor_data, &fill, mp),
+        llama_model_free);
     if (!model)
         throw Error(fmt::format(
             "make-model: llama.cpp could not build the {} model (set RS_VERBOSE=1 for its log)", arch));
@@ -391,7 +408,8 @@ void make_model(const MakeModelParams & p, const std::string & path) {
         spec->add_kv(kv, p);
     }
     write_spm_vocab(meta.get(), vocab);
-    detail::FillState fill{p.seed, p.stdev, false, {}, detail::parse_router_type(p.router_type)};
+    detail::FillState fill{p.seed,    p.stdev, false, {}, detail::parse_router_type(p.router_type, p.arch),
+                           p.n_expert};
     detail::build_and_write(meta.get(), arch, fill, path);
 }
 

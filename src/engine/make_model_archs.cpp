@@ -90,6 +90,15 @@ bool per_layer_heads(std::string_view a) {
     return in(a, {"jamba", "nemotron_h", "nemotron_h_moe", "granitehybrid", "lfm2moe", "kimi-linear",
                   "bailingmoe3", "kimi-k3"});
 }
+// Architectures whose MTP / nextn blocks llama.cpp builds (it creates their tensors when asked,
+// llama_model_params::load_mtp; routescope loads with it off). exaone-moe, bailingmoe2 and
+// dots3note read nextn_predict_layers too but always skip the blocks' tensors (TENSOR_SKIP), which
+// llama_model_init_from_user cannot do (it asserts a buffer type), so they are refused.
+bool has_mtp(std::string_view a) {
+    return in(
+        a, {"bailingmoe3", "cohere2moe", "deepseek32", "deepseek4", "glm-dsa", "glm4moe", "hy_v3", "kimi-k3",
+            "kimi-linear", "mimo2", "nemotron_h", "nemotron_h_moe", "qwen35moe", "qwen3next", "step35"});
+}
 bool swa_pattern_array(std::string_view a) {
     return in(a, {"cohere2moe", "mimo2", "step35", "muse-glimmer", "granite_swa", "dots3note", "maple"});
 }
@@ -101,7 +110,12 @@ struct Shape {
 Shape shape_for(const MakeModelParams & p) {
     Shape s{p.n_layer, p.n_embd, p.n_head, p.n_head, p.n_ff};
     if (p.arch == "afmoe") s.n_head_kv = std::max(1, s.n_head / 2);  // GQA (upstream: 4 heads, 2 kv)
-    if (p.arch == "deepseek4") s.n_head_kv = 1;
+    if (is_mla(p.arch)) s.n_head_kv = 1;  // MLA caches one latent "head" (MQA over the latent)
+    if (p.arch == "deepseek4") {
+        // The KV cache's Hadamard rotation exists for head sizes 64, 128, ... only (upstream: 512/8).
+        s.n_head = std::max(1, s.n_embd / 64);
+        s.n_head_kv = 1;
+    }
     return s;
 }
 
@@ -127,6 +141,8 @@ void write_kv(Kv & kv, const MakeModelParams & p, const Shape & s, int n_vocab) 
         std::vector<uint32_t> ff(n_layer, n_ff), heads(n_layer, 0);
         ff[0] = ff[1] = 0;
         heads[0] = n_head;
+        // An MTP block is attention + MoE in one layer (nemotron-h.cpp): heads and n_ff both set.
+        for (uint32_t il = n_layer - static_cast<uint32_t>(p.nextn); il < n_layer; ++il) heads[il] = n_head;
         kv.u32s("feed_forward_length", ff);
         kv.u32s("attention.head_count", heads);
         kv.u32s("attention.head_count_kv", heads);
@@ -134,10 +150,13 @@ void write_kv(Kv & kv, const MakeModelParams & p, const Shape & s, int n_vocab) 
         kv.u32("feed_forward_length", n_ff);
         if (per_layer_heads(a)) {
             // Odd layers recurrent (0 heads), even layers attention.
-            std::vector<uint32_t> heads(n_layer);
-            for (uint32_t il = 0; il < n_layer; ++il) heads[il] = il % 2 == 1 ? 0 : n_head;
+            std::vector<uint32_t> heads(n_layer), heads_kv(n_layer);
+            for (uint32_t il = 0; il < n_layer; ++il) {
+                heads[il] = il % 2 == 1 ? 0 : n_head;
+                heads_kv[il] = il % 2 == 1 ? 0 : static_cast<uint32_t>(s.n_head_kv);
+            }
             kv.u32s("attention.head_count", heads);
-            kv.u32s("attention.head_count_kv", heads);
+            kv.u32s("attention.head_count_kv", heads_kv);
         } else {
             kv.u32("attention.head_count", n_head);
             kv.u32("attention.head_count_kv", static_cast<uint32_t>(s.n_head_kv));
@@ -210,8 +229,11 @@ void write_kv(Kv & kv, const MakeModelParams & p, const Shape & s, int n_vocab) 
         kv.u64s("ple.head_offsets", offsets);
         kv.u64s("ple.head_vocab_sizes", sizes);
     }
-    kv.u32("attention.indexer.head_count", a == "minimax-m3" ? n_head : 4);
-    kv.u32("attention.indexer.key_length", a == "qwen4exp" || a == "minimax-m3" ? head : 32);
+    // DSA "lightning indexer" (deepseek32, glm-dsa, dots3note, deepseek4, hy_v4): upstream's 64
+    // heads of 128 (its Hadamard rotation needs a power-of-two width >= 64); minimax-m3 keeps one
+    // indexer head per GQA head; qwen4exp ropes indexer keys with the main rotary width.
+    kv.u32("attention.indexer.head_count", a == "minimax-m3" ? n_head : 64);
+    kv.u32("attention.indexer.key_length", a == "qwen4exp" || a == "minimax-m3" ? head : 128);
     // As upstream: a top-k larger than the context selects everything (deterministic indexers).
     kv.u32("attention.indexer.top_k", 131072);
     kv.u32("attention.indexer.block_size", 4);
@@ -320,11 +342,28 @@ void validate_generic(const MakeModelParams & p) {
         fail(fmt::format("stdev must be positive, got {}", p.stdev));
     if (p.dense_lead >= p.n_layer)
         fail(fmt::format("dense_lead {} leaves no MoE layer of {}", p.dense_lead, p.n_layer));
-    if (p.nextn < 0 || p.nextn >= p.n_layer)
-        fail(fmt::format("nextn must be in [0, n_layer), got {}", p.nextn));
+    if (p.nextn < 0 || p.nextn >= p.n_layer - 1)
+        fail(fmt::format("nextn must be in [0, n_layer - 1), got {}", p.nextn));
+    // deepseek4 drops nextn_predict_layers unless the file already holds blk.N.nextn.eh_proj, which
+    // init_from_user's metadata cannot show it (its weight map is empty).
+    if (p.nextn > 0 && p.arch == "deepseek4")
+        fail(
+            "llama.cpp keeps deepseek4's nextn blocks only when the file already has them, so they cannot be "
+            "generated "
+            "(use nextn 0)");
+    if (p.nextn > 0 && in(p.arch, {"exaone-moe", "bailingmoe2", "dots3note"}))
+        fail(
+            "llama.cpp always skips this architecture's nextn blocks, so they cannot be generated (use nextn "
+            "0)");
+    if (p.nextn > 0 && !has_mtp(p.arch))
+        fail("llama.cpp v0.5.0 has no MTP / nextn blocks for this architecture");
+    if (p.nextn > 0 && p.hash_layers > p.n_layer - p.nextn - 1)
+        fail("hash layers must leave a non-hash trunk layer before the nextn blocks");
     if (p.n_shared > 8 || p.moe_step < 0 || p.moe_step > p.n_layer)
         fail("n_shared must be <= 8, moe_step in [0, n_layer]");
     if (p.hash_layers < 0 || p.hash_layers > p.n_layer) fail("hash_layers must be in [0, n_layer]");
+    if (p.arch == "deepseek4" && p.n_embd % 64 != 0)
+        fail(fmt::format("n_embd must be a multiple of 64 (head size 64), got {}", p.n_embd));
     if (p.hash_layers > 0 && p.arch != "deepseek4") fail("hash layers exist only in deepseek4");
     if (p.gating < 0 || p.gating > 4)
         fail(fmt::format("gating must be 0 (arch default) or 1..4, got {}", p.gating));
@@ -351,7 +390,7 @@ bool make_model_generic(const MakeModelParams & p, const std::string & path) {
                      [&](const char * a) { return p.arch == a; }) == std::end(k_generic))
         return false;
     validate_generic(p);
-    parse_router_type(p.router_type);
+    parse_router_type(p.router_type, p.arch);
     init_backend_once();
     QuietLlamaLog quiet;
 
@@ -363,8 +402,27 @@ bool make_model_generic(const MakeModelParams & p, const std::string & path) {
     write_kv(kv, p, shape_for(p), static_cast<int>(vocab.tokens.size()));
     write_spm_vocab(meta.get(), vocab);
 
-    FillState fill{p.seed, p.stdev, p.selection_bias, {}, parse_router_type(p.router_type)};
-    build_and_write(meta.get(), p.arch, fill, path);
+    FillState fill{p.seed,    p.stdev, p.selection_bias, {}, parse_router_type(p.router_type, p.arch),
+                   p.n_expert};
+    if (p.hash_layers == 0) {
+        build_and_write(meta.get(), p.arch, fill, path);
+        return true;
+    }
+    // deepseek4 hash layers route by a token -> expert-id table (ffn_gate_tid2eid, I32 {top_k,
+    // n_vocab}); llama.cpp would create it as F32 unless the metadata already names its type.
+    std::unique_ptr<gguf_context, decltype(&gguf_free)> init_meta(gguf_init_empty(), gguf_free);
+    gguf_set_kv(init_meta.get(), meta.get());
+    std::unique_ptr<ggml_context, decltype(&ggml_free)> shapes(
+        ggml_init(
+            {ggml_tensor_overhead() * static_cast<size_t>(p.hash_layers + 1), nullptr, /*no_alloc=*/true}),
+        ggml_free);
+    for (int il = 0; il < p.hash_layers; ++il) {
+        ggml_tensor * t = ggml_new_tensor_2d(shapes.get(), GGML_TYPE_I32, p.top_k,
+                                             static_cast<int64_t>(vocab.tokens.size()));
+        ggml_format_name(t, "blk.%d.ffn_gate_tid2eid.weight", il);
+        gguf_add_tensor(init_meta.get(), t);
+    }
+    build_and_write(meta.get(), p.arch, fill, path, init_meta.get());
     return true;
 }
 

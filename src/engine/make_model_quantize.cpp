@@ -1,5 +1,6 @@
 // Quantised test models through llama.cpp's public llama_model_quantize (see make_model.h).
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 #include <llama.h>
@@ -9,6 +10,10 @@
 #include "routescope/make_model.h"
 
 namespace rs {
+
+std::vector<std::string> quantize_types() {
+    return {"Q8_0", "Q4_K_M"};
+}
 
 void quantize_model(const std::string & in, const std::string & out, const std::string & type) {
     llama_ftype ftype;

@@ -10,7 +10,9 @@
 #include <fstream>
 #include <iterator>
 #include <memory>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <ggml.h>
@@ -299,6 +301,285 @@ TEST(MakeModel, RejectsInvalidParams) {
         EXPECT_NE(msg.find("mamba"), std::string::npos);
         EXPECT_EQ(msg.find('\n'), std::string::npos);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The generic writer: every other llama.cpp v0.5.0 MoE architecture (make_model_archs.cpp).
+
+std::vector<std::string> generic_archs() {
+    std::vector<std::string> out;
+    const auto seven = rs::make_model_archs();
+    for (const auto & a : rs::make_model_all_archs())
+        if (std::find(seven.begin(), seven.end(), a) == seven.end()) out.push_back(a);
+    return out;
+}
+
+// Tensor name -> type, from the file.
+std::vector<std::pair<std::string, ggml_type>> tensor_types(const std::string & path) {
+    gguf_init_params gp{/*no_alloc=*/true, /*ctx=*/nullptr};
+    gguf_context * g = gguf_init_from_file(path.c_str(), gp);
+    std::vector<std::pair<std::string, ggml_type>> out;
+    if (g == nullptr) ADD_FAILURE() << "not a GGUF file: " << path;
+    for (int64_t i = 0; g && i < gguf_get_n_tensors(g); ++i)
+        out.emplace_back(gguf_get_tensor_name(g, i), gguf_get_tensor_type(g, i));
+    if (g) gguf_free(g);
+    return out;
+}
+
+int count_routers(const std::string & path) {
+    int n = 0;
+    for (const auto & [name, type] : tensor_types(path)) n += name.ends_with(".ffn_gate_inp.weight");
+    return n;
+}
+
+// Decodes `text` as one sequence with one thread; true when the last logits are finite and not
+// all equal.
+bool decodes(const std::string & path, const std::string & text) {
+    ModelPtr model = load(path);
+    if (!model) return false;
+    llama_context_params cp = llama_context_default_params();
+    cp.n_ctx = 128;
+    cp.n_batch = cp.n_ubatch = 128;
+    cp.n_threads = cp.n_threads_batch = 1;
+    ContextPtr ctx(llama_init_from_model(model.get(), cp), llama_free);
+    if (!ctx) return false;
+    const llama_vocab * vocab = llama_model_get_vocab(model.get());
+    std::vector<llama_token> toks = tokenize(vocab, text, /*add_special=*/true);
+    if (llama_decode(ctx.get(), llama_batch_get_one(toks.data(), static_cast<int32_t>(toks.size()))) != 0)
+        return false;
+    const float * logits = llama_get_logits_ith(ctx.get(), -1);
+    bool finite = true, equal = true;
+    for (int i = 0; i < llama_vocab_n_tokens(vocab); ++i) {
+        finite = finite && std::isfinite(logits[i]);
+        equal = equal && logits[i] == logits[0];
+    }
+    return finite && !equal;
+}
+
+class GenericArch : public testing::TestWithParam<std::string> {};
+
+TEST_P(GenericArch, GeneratesLoadsAndDecodes) {
+    const std::string arch = GetParam();
+    TempDir dir;
+    const std::string path = dir.file(arch + ".gguf");
+    rs::MakeModelParams p;
+    p.arch = arch;
+    p.stdev = 0.1f;
+    ASSERT_NO_THROW(rs::make_model(p, path));
+    EXPECT_LT(fs::file_size(path), 8u << 20);
+    ModelPtr model = load(path);
+    ASSERT_TRUE(model) << "llama.cpp could not load " << path;
+    EXPECT_EQ(meta(model.get(), "general.architecture"), arch);
+    EXPECT_EQ(meta(model.get(), arch + ".expert_count"), "8");
+    EXPECT_EQ(meta(model.get(), arch + ".expert_used_count"), "2");
+    EXPECT_EQ(llama_model_n_layer(model.get()), 4);
+    // ernie4_5 and paddleocr are in upstream's moe_mandatory() list, but v0.5.0 builds MoE layers
+    // only for ernie4_5-moe: their files are dense despite the expert keys (docs-survey).
+    const bool dense_graph = arch == "ernie4_5" || arch == "paddleocr";
+    EXPECT_EQ(count_routers(path) == 0, dense_graph) << count_routers(path) << " router tensors";
+    EXPECT_TRUE(decodes(path, "The experts route tokens of the world."));
+}
+
+INSTANTIATE_TEST_SUITE_P(Generic, GenericArch, testing::ValuesIn(generic_archs()),
+                         [](const testing::TestParamInfo<std::string> & param) {
+                             std::string name = param.param;
+                             for (char & c : name)
+                                 if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+                             return name;
+                         });
+
+TEST(MakeModel, ListsEveryMoeArchOnce) {
+    const auto all = rs::make_model_all_archs();
+    const auto seven = rs::make_model_archs();
+    ASSERT_GE(all.size(), 55u);
+    EXPECT_TRUE(std::equal(seven.begin(), seven.end(), all.begin()));
+    EXPECT_EQ(std::set<std::string>(all.begin(), all.end()).size(), all.size());
+    for (const char * a :
+         {"llama4", "glm4moe", "qwen3next", "qwen35moe", "jamba", "granitehybrid", "lfm2moe",
+          "nemotron_h_moe", "kimi-linear", "deepseek4", "grovemoe", "dbrx", "arctic", "grok"})
+        EXPECT_NE(std::find(all.begin(), all.end(), a), all.end()) << a;
+}
+
+TEST(MakeModel, GenericArchsAreDeterministic) {
+    TempDir dir;
+    auto variants = std::vector<rs::MakeModelParams>(3);
+    variants[0].arch = "qwen3next";
+    variants[1].arch = "glm4moe", variants[1].nextn = 1;
+    variants[2].arch = "deepseek4", variants[2].hash_layers = 1;
+    for (auto & p : variants) {
+        SCOPED_TRACE(p.arch);
+        p.stdev = 0.1f;
+        rs::make_model(p, dir.file("a.gguf"));
+        rs::make_model(p, dir.file("b.gguf"));
+        p.seed = 7;
+        rs::make_model(p, dir.file("c.gguf"));
+        const std::string a = read_bytes(dir.file("a.gguf"));
+        ASSERT_FALSE(a.empty());
+        EXPECT_TRUE(a == read_bytes(dir.file("b.gguf")));
+        EXPECT_FALSE(a == read_bytes(dir.file("c.gguf")));
+    }
+}
+
+TEST(MakeModel, GenericVariants) {
+    TempDir dir;
+    const std::string path = dir.file("v.gguf");
+    auto make = [&](auto edit) {
+        rs::MakeModelParams p;
+        p.stdev = 0.1f;
+        edit(p);
+        rs::make_model(p, path);
+        return path;
+    };
+    // Leading dense blocks.
+    make([](auto & p) { p.arch = "glm4moe", p.dense_lead = 2; });
+    EXPECT_FALSE(has_tensor(path, "blk.1.ffn_gate_inp.weight"));
+    EXPECT_TRUE(has_tensor(path, "blk.1.ffn_up.weight"));
+    EXPECT_TRUE(has_tensor(path, "blk.2.ffn_gate_inp.weight"));
+    EXPECT_TRUE(has_tensor(path, "blk.2.ffn_up_shexp.weight"));  // one shared expert by default
+    // No shared expert.
+    make([](auto & p) { p.arch = "glm4moe", p.n_shared = 0; });
+    EXPECT_FALSE(has_tensor(path, "blk.2.ffn_up_shexp.weight"));
+    // Interleaved MoE layers (llama4: every 2nd by default, every 4th here).
+    make([](auto & p) { p.arch = "llama4", p.moe_step = 4; });
+    EXPECT_EQ(count_routers(path), 1);
+    EXPECT_TRUE(has_tensor(path, "blk.3.ffn_gate_inp.weight"));
+    // MTP block: the file holds its tensors; llama.cpp's trunk is one layer shorter.
+    make([](auto & p) { p.arch = "glm4moe", p.nextn = 1; });
+    EXPECT_TRUE(has_tensor(path, "blk.3.nextn.eh_proj.weight"));
+    EXPECT_TRUE(has_tensor(path, "blk.3.ffn_gate_inp.weight"));
+    {
+        ModelPtr m = load(path);
+        ASSERT_TRUE(m);
+        EXPECT_EQ(llama_model_n_layer(m.get()), 3);
+        EXPECT_EQ(llama_model_n_layer_nextn(m.get()), 1);
+    }
+    EXPECT_TRUE(decodes(path, "Hello world"));
+    // Expert groups + selection bias (DeepSeek-V3 routing): exp_probs_b random, not zero.
+    make([](auto & p) { p.arch = "glm4moe", p.n_group = 4, p.n_group_used = 2, p.selection_bias = true; });
+    {
+        ggml_context * data = nullptr;
+        gguf_init_params gp{/*no_alloc=*/false, /*ctx=*/&data};
+        gguf_context * g = gguf_init_from_file(path.c_str(), gp);
+        ASSERT_NE(g, nullptr);
+        const ggml_tensor * b = ggml_get_tensor(data, "blk.1.exp_probs_b.bias");
+        ASSERT_NE(b, nullptr);
+        const float * v = static_cast<const float *>(b->data);
+        EXPECT_TRUE(std::any_of(v, v + ggml_nelements(b), [](float x) { return x != 0.0f; }));
+        gguf_free(g);
+        ggml_free(data);
+    }
+    EXPECT_TRUE(decodes(path, "Hello world"));
+    // deepseek4 hash layers: an I32 token -> expert-id table with ids in range.
+    make([](auto & p) { p.arch = "deepseek4", p.hash_layers = 1; });
+    {
+        ggml_context * data = nullptr;
+        gguf_init_params gp{/*no_alloc=*/false, /*ctx=*/&data};
+        gguf_context * g = gguf_init_from_file(path.c_str(), gp);
+        ASSERT_NE(g, nullptr);
+        const ggml_tensor * t = ggml_get_tensor(data, "blk.0.ffn_gate_tid2eid.weight");
+        ASSERT_NE(t, nullptr);
+        EXPECT_EQ(t->type, GGML_TYPE_I32);
+        EXPECT_EQ(t->ne[0], 2);
+        const int32_t * ids = static_cast<const int32_t *>(t->data);
+        EXPECT_TRUE(std::all_of(ids, ids + ggml_nelements(t), [](int32_t x) { return x >= 0 && x < 8; }));
+        EXPECT_NE(ids[0], ids[1]);  // top-k ids of a token are distinct
+        gguf_free(g);
+        ggml_free(data);
+        EXPECT_FALSE(has_tensor(path, "blk.1.ffn_gate_tid2eid.weight"));
+    }
+    EXPECT_TRUE(decodes(path, "Hello world"));
+    // Router weights stored as bf16 (hand-written and generic archs alike).
+    for (const char * arch : {"qwen3moe", "qwen3next"}) {
+        make([&](auto & p) { p.arch = arch, p.router_type = "bf16"; });
+        for (const auto & [name, type] : tensor_types(path)) {
+            if (name.ends_with("ffn_gate_inp.weight")) {
+                EXPECT_EQ(type, GGML_TYPE_BF16) << name;
+            }
+            if (name.ends_with("exps.weight")) {
+                EXPECT_EQ(type, GGML_TYPE_F32) << name;
+            }
+        }
+        EXPECT_TRUE(decodes(path, "Hello world")) << arch;
+    }
+}
+
+TEST(MakeModel, GenericRejectsBadVariants) {
+    TempDir dir;
+    const std::string path = dir.file("bad.gguf");
+    auto with = [](auto edit) {
+        rs::MakeModelParams p;
+        edit(p);
+        return p;
+    };
+    const std::vector<rs::MakeModelParams> bad = {
+        with([](auto & p) { p.arch = "mellum", p.nextn = 1; }),      // no MTP in llama.cpp
+        with([](auto & p) { p.arch = "exaone-moe", p.nextn = 1; }),  // MTP always skipped
+        with([](auto & p) { p.arch = "glm4moe", p.nextn = 3; }),     // no trunk MoE layer left
+        with([](auto & p) { p.arch = "glm4moe", p.hash_layers = 1; }),
+        with([](auto & p) { p.arch = "glm4moe", p.n_group = 3, p.n_group_used = 1; }),  // 8 % 3
+        with([](auto & p) { p.arch = "glm4moe", p.n_group = 4, p.n_group_used = 4; }),
+        with([](auto & p) { p.arch = "glm4moe", p.dense_lead = 4; }),
+        with([](auto & p) { p.arch = "glm4moe", p.dense = true; }),
+        with([](auto & p) { p.arch = "glm4moe", p.router_type = "q8_0"; }),
+        with([](auto & p) { p.arch = "qwen3moe", p.router_type = "f8"; }),
+        with([](auto & p) { p.arch = "deepseek4", p.n_embd = 96, p.n_head = 2; }),
+        with([](auto & p) { p.arch = "qwen3next", p.top_k = 9; }),
+    };
+    for (const auto & p : bad) {
+        try {
+            rs::make_model(p, path);
+            ADD_FAILURE() << p.arch << " was accepted";
+        } catch (const rs::Error & e) {
+            const std::string msg = e.what();
+            EXPECT_NE(msg.find(p.arch), std::string::npos) << msg;
+            EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+        }
+    }
+    EXPECT_FALSE(fs::exists(path));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Quantised models (llama_model_quantize): the file loads, decodes, carries the requested types,
+// and the router keeps the type it was written with (llama.cpp never quantises ffn_gate_inp).
+
+TEST(MakeModel, QuantisedModelsLoadWithTheRequestedTypes) {
+    TempDir dir;
+    struct Case {
+        const char * arch;
+        const char * quant;
+        const char * router;
+        llama_ftype ftype;
+        ggml_type router_type;
+    };
+    for (const Case & c : {Case{"qwen3moe", "Q8_0", "", LLAMA_FTYPE_MOSTLY_Q8_0, GGML_TYPE_F32},
+                           Case{"deepseek2", "Q4_K_M", "f16", LLAMA_FTYPE_MOSTLY_Q4_K_M, GGML_TYPE_F16},
+                           Case{"glm4moe", "Q8_0", "bf16", LLAMA_FTYPE_MOSTLY_Q8_0, GGML_TYPE_BF16}}) {
+        SCOPED_TRACE(std::string(c.arch) + " " + c.quant + " router " + c.router);
+        rs::MakeModelParams p;
+        p.arch = c.arch;
+        p.stdev = 0.1f;
+        p.router_type = c.router;
+        const std::string f32 = dir.file("f32.gguf"), q = dir.file("q.gguf");
+        rs::make_model(p, f32);
+        ASSERT_NO_THROW(rs::quantize_model(f32, q, c.quant));
+        EXPECT_LT(fs::file_size(q), fs::file_size(f32));
+        int n_quantised_experts = 0, n_routers = 0;
+        for (const auto & [name, type] : tensor_types(q)) {
+            if (name.ends_with("ffn_gate_inp.weight")) {
+                EXPECT_EQ(type, c.router_type) << name;
+                ++n_routers;
+            }
+            if (name.ends_with("exps.weight")) n_quantised_experts += ggml_is_quantized(type);
+        }
+        EXPECT_GT(n_routers, 0);
+        EXPECT_GT(n_quantised_experts, 0);
+        ModelPtr m = load(q);
+        ASSERT_TRUE(m);
+        EXPECT_EQ(llama_model_ftype(m.get()), c.ftype);
+        EXPECT_TRUE(decodes(q, "Hello world, the experts route tokens."));
+    }
+    EXPECT_THROW(rs::quantize_model(dir.file("f32.gguf"), dir.file("x.gguf"), "Q3_K_XL"), rs::Error);
+    EXPECT_THROW(rs::quantize_model(dir.file("missing.gguf"), dir.file("x.gguf"), "Q8_0"), rs::Error);
 }
 
 TEST(MakeModel, UnwritablePathThrows) {

@@ -149,6 +149,9 @@ TEST(InspectModel, LayoutAndGatingPerArchitecture) {
         EXPECT_EQ(mi.arch, w.arch);
         EXPECT_EQ(mi.moe_layers, w.moe_layers) << w.arch;
         EXPECT_EQ(mi.gating, w.gating) << w.arch;
+        rs::EngineParams ep;  // the loaded graph's gating agrees with the keys for these seven
+        ep.n_threads = 1;
+        EXPECT_EQ(rs::Engine(tiny_model(w.arch), ep).info().gating, w.gating) << w.arch;
         EXPECT_EQ(mi.n_expert, 8);
         EXPECT_EQ(mi.top_k, 2);
         EXPECT_EQ(mi.router_bias[mi.moe_layers[0]], w.router_bias) << w.arch;

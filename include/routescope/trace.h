@@ -42,7 +42,9 @@ struct TraceManifest {
     std::vector<int> moe_layers;  // block indices that have a router, ascending
     int n_expert = 0;
     int top_k = 0;
-    std::string gating;  // softmax | softmax_topk | sigmoid | …, as the model selects experts
+    std::string gating;  // softmax | softmax_topk | sigmoid | …, as the model's graph selects experts
+    std::vector<int> hash_layers;  // blocks whose experts come from a token table (deepseek4)
+    std::string p_meaning;         // "gate: …" (p is the model's gate) or "proxy: …" (model.h)
     // corpus
     std::string corpus;  // spec, e.g. "flores:/path/devtest"
     std::vector<std::string> langs;

@@ -233,10 +233,12 @@ std::vector<int32_t> Engine::tokenize(const std::string & text, int max_tokens, 
     return out;
 }
 
-// llama.cpp's CPU kernels take a different path for ubatches under 64 tokens (measured: a sequence's
-// router logits are bit-identical in any batch of >= 64 tokens, but differ by up to 1e-2 in p in a
-// smaller one). Short batches are therefore padded with a filler sequence whose rows are dropped,
-// which makes recordings independent of how sequences were packed.
+// llama.cpp's CPU kernels take a different path for ubatches under 64 tokens (flash attention's
+// per-row path; router logits then differ by up to 1e-2 in p). Short batches are therefore padded
+// with a filler sequence whose rows are dropped. This does not make recordings fully independent of
+// packing: reductions over the unified KV cache still round differently with a sequence's cell
+// offset, which flips near-ties, quantised models most (README, "Batch packing", measured bounds);
+// the packing is recorded in the manifest, and --batch-seqs 1 decodes each sequence alone.
 constexpr int32_t kMinBatchTokens = 64;
 
 void Engine::Impl::decode_batch(const llama_batch & batch, bool record) {

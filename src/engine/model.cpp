@@ -166,7 +166,7 @@ ModelInfo inspect_model(const std::string & path) {
 
 std::string routing_p_meaning(const std::string & gating, bool hash_layers) {
     const bool own = gating.rfind("softmax", 0) == 0 && gating.rfind("softmax_topk", 0) != 0 &&
-                     gating.find("+bias") == std::string::npos &&
+                     gating.find('|') == std::string::npos && gating.find("+bias") == std::string::npos &&
                      gating.find("+groups") == std::string::npos &&
                      gating.find("sigmoid") == std::string::npos && !hash_layers;
     if (own)

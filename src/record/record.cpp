@@ -62,6 +62,8 @@ TraceSummary run_trace(const TraceJob & job) {
     m.n_expert = mi.n_expert;
     m.top_k = mi.top_k;
     m.gating = mi.gating;
+    m.hash_layers = mi.hash_layers;
+    m.p_meaning = routing_p_meaning(mi.gating, !mi.hash_layers.empty());
     m.corpus = job.corpus;
     m.langs = corpus.langs;
     for (const auto & s : corpus.seqs)

@@ -30,7 +30,9 @@ nlohmann::json manifest_to_json(const TraceManifest & m) {
           {"moe_layers", m.moe_layers},
           {"n_expert", m.n_expert},
           {"top_k", m.top_k},
-          {"gating", m.gating}}},
+          {"gating", m.gating},
+          {"hash_layers", m.hash_layers},
+          {"p_meaning", m.p_meaning}}},
         {"corpus",
          {{"spec", m.corpus}, {"langs", m.langs}, {"domains", m.domains}, {"n_sequences", m.n_sequences}}},
         {"store",
@@ -60,6 +62,8 @@ TraceManifest manifest_from_json(const nlohmann::json & j) {
         m.n_expert = mo.at("n_expert").get<int>();
         m.top_k = mo.at("top_k").get<int>();
         m.gating = mo.value("gating", "");
+        m.hash_layers = mo.value("hash_layers", std::vector<int>{});
+        m.p_meaning = mo.value("p_meaning", "");
         const auto & co = j.at("corpus");
         m.corpus = co.at("spec").get<std::string>();
         m.langs = co.at("langs").get<std::vector<std::string>>();

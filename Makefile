@@ -1,10 +1,13 @@
 # routescope — the two commands in README.md: `make demo` (main job) and `make test` (all tests).
 # Both install Debian dependencies, obtain llama.cpp v0.5.0 (cached in ~/.cache/routescope) and build.
+# `make install PREFIX=DIR` puts bin/routescope and share/routescope/{data,models,web} under DIR;
+# `make deb` builds a Debian package of the same tree (cpack).
 BUILD ?= build
+PREFIX ?= /usr/local
 JOBS ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build demo test test-asan bench format clean
+.PHONY: all deps build demo test test-asan install deb bench format clean
 
 all: build
 
@@ -26,6 +29,12 @@ test: build
 # AddressSanitizer + UBSan configuration (CI runs it too).
 test-asan:
 	$(MAKE) test BUILD=build-asan CMAKE_ARGS="-DCMAKE_BUILD_TYPE=RelWithDebInfo -DRS_SANITIZE=ON $(CMAKE_ARGS)"
+
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+deb: build
+	cd $(BUILD) && cpack -G DEB
 
 bench: build
 	$(BUILD)/bench/bench_record_overhead

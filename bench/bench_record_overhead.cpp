@@ -53,7 +53,7 @@ int main(int argc, char ** argv) {
     const std::string model = (dir / "bench.gguf").string();
     rs::make_model(mp, model);
 
-    const std::string corpus = "flores:" + std::string(RS_SOURCE_DIR) + "/../shared/data/flores200/devtest";
+    const std::string corpus = "flores:" + std::string(RS_SOURCE_DIR) + "/data/flores200/devtest";
     const std::vector<std::string> langs = {"eng_Latn", "deu_Latn", "zho_Hans", "swh_Latn"};
     rs::EngineParams ep;
     ep.n_threads = threads;

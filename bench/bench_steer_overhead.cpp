@@ -77,7 +77,7 @@ int main(int argc, char ** argv) {
             mi, ".");
     };
 
-    const rs::EvalData data{std::string(RS_SOURCE_DIR) + "/../shared/data", "", ""};
+    const rs::EvalData data{std::string(RS_SOURCE_DIR) + "/data", "", ""};
     auto mc = rs::eval_task_prompts(rs::EvalTask::belebele, "eng_Latn", data, 0);
     mc.resize((size_t)items);
     auto gen = rs::eval_task_prompts(rs::EvalTask::mgsm, "eng_Latn", data, 2);

@@ -1,4 +1,4 @@
-# Provides the CMake target `llama` (libllama + ggml), in this order (DESIGN.md, "Engine"):
+# Provides the CMake target `llama` (libllama + ggml), in this order (docs/architecture.md, "Obtaining llama.cpp"):
 #   1. -DLLAMA_CPP_DIR=<llama.cpp v0.5.0 source tree>: built in-tree with add_subdirectory;
 #   2. an installed package (find_package(llama), e.g. -DCMAKE_PREFIX_PATH=/opt/llama);
 #   3. scripts/get-llama.sh: unpacks the source that node-llama-cpp@3.22.1 ships on the npm registry

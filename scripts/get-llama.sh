@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Obtain and build llama.cpp v0.5.0 (libllama + ggml, static, CPU by default) without a network
 # download other than the npm registry: the source tree ships as a git bundle inside the npm
-# package node-llama-cpp@3.22.1 (llama/gitRelease.bundle). See ../shared/DESIGN.md, "Engine".
+# package node-llama-cpp@3.22.1 (llama/gitRelease.bundle). See docs/architecture.md, "Obtaining llama.cpp".
 #
 # Usage: scripts/get-llama.sh [PREFIX]       prints the install prefix on its last line
 #   env: ROUTESCOPE_CACHE (default ~/.cache/routescope), LLAMA_CMAKE_ARGS (extra, e.g. -DGGML_CUDA=ON)

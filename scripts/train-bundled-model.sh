@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUTESCOPE=${ROUTESCOPE:-build/src/cli/routescope}
 exec "$ROUTESCOPE" train \
-  --corpus flores:../shared/data/flores200/dev \
+  --corpus flores:data/flores200/dev \
   --mix models/tiny-polyglot-moe.mix.tsv \
   --out models/tiny-polyglot-moe.gguf \
   --checkpoint-dir "${CKPT_DIR:-runs/tiny-polyglot-moe.ckpt}" \

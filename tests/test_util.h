@@ -24,7 +24,7 @@ inline fs::path temp_dir(const std::string & name) {
 }
 
 inline std::string data_dir() {
-    return std::string(RS_SOURCE_DIR) + "/../shared/data";
+    return std::string(RS_SOURCE_DIR) + "/data";
 }
 inline std::string flores_devtest() {
     return "flores:" + data_dir() + "/flores200/devtest";

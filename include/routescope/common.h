@@ -1,6 +1,6 @@
 // routescope: shared error handling.
 //
-// Three tiers (STYLE.md §10): RS_ASSERT for bugs (always on, aborts with file:line), rs::Error for
+// Three tiers: RS_ASSERT for bugs (always on, aborts with file:line), rs::Error for
 // bad user input (caught by the CLI and printed as one line, exit code 1), and checked I/O helpers
 // that name the file and give a hint.
 #pragma once

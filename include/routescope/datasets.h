@@ -1,8 +1,8 @@
 // Evaluation data sets: MGSM, GSM8K, MMLU (medical subjects and the 420-item Global-MMLU sample), Belebele
 // and AlpaCare MedInstruct, as flat item lists.
 //
-// Each reader takes the data set's directory or file as staged under shared/data (see
-// shared/data/MANIFEST.md) and throws rs::Error with a one-line message naming the file (and FILE:LINE for a
+// Each reader takes the data set's directory or file as shipped in data/ (see
+// data/MANIFEST.md) and throws rs::Error with a one-line message naming the file (and FILE:LINE for a
 // malformed row) for a missing file, a malformed row, an unknown language or an out-of-range index. Nothing
 // is skipped silently. Languages are FLoRes-200 codes (eng_Latn) everywhere; MGSM's own short codes (en, zh)
 // are accepted as input. Ids are stable and built from row indices (0-based), so results can be joined across
@@ -80,7 +80,7 @@ std::vector<McItem> load_global_mmlu_csv(const std::string & file, const std::st
 // Belebele jsonl in either layout, detected per line:
 // - the original release (facebook/belebele, one question per line): flores_passage, question, mc_answer1..4,
 //   correct_answer_num (1-4), dialect (the FLoRes code); ids "belebele/<lang>/<line>";
-// - the reshaped subset staged in shared/data (one passage per line): {text, items: [{question, answers:
+// - the reshaped subset shipped in data/ (one passage per line): {text, items: [{question, answers:
 //   [{text, correct}]}], metadata.extra.language}, flattened to one item per question, exactly one correct
 //   answer; ids "belebele/<lang>/<line>/<question>".
 std::vector<McItem> load_belebele(const std::string & file);

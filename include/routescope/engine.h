@@ -1,7 +1,7 @@
 // The inference engine: one llama.cpp model + context with routescope's router tap installed as
 // the eval callback (ggml_backend_sched_eval_callback). Records, per token and MoE layer, the
 // pre-gating router logits z (gpt-oss: the biased logits) and the expert ids the model selected.
-// It computes no metrics (DESIGN.md, "Layout"): the trace store turns z into p.
+// It computes no metrics (docs/architecture.md, "Data flow"): the trace store turns z into p.
 //
 // Batching: many sequences per llama_decode, one seq_id each, kv_unified=true and n_ubatch=n_batch,
 // so the columns the callback sees are the batch's tokens in batch order (notes, section D), and

@@ -1,7 +1,7 @@
 // Evaluation answer extraction and scoring: the final number of a generated MGSM/GSM8K answer, exact match
 // after normalisation, and the multiple-choice prediction from per-option log-likelihoods.
 //
-// Conventions (DESIGN.md, "Evaluation"; Shi et al. 2023 MGSM; Cobbe et al. 2021 GSM8K):
+// Conventions (docs/steering-and-evaluation.md; Shi et al. 2023 MGSM; Cobbe et al. 2021 GSM8K):
 // - The generation is first cut at the earliest stop string (e.g. "\n\nQuestion:"), then the LAST number in
 //   what remains is the prediction ("flexible extract" of the LM Evaluation Harness, which the paper used).
 // - A number is an optional sign ('-', '+', U+2212 minus) directly before digits (or before a currency sign

@@ -5,7 +5,7 @@
 // - Exemplars come from the SAME language file: the first n_shot items (indices 0 .. k−1) are reserved as
 //   exemplars and excluded from evaluation, so every language is evaluated on the same 250 − k parallel
 //   items (248 for the default k = 2; the paper's harness drew exemplars from MGSM's separate train split,
-//   which shared/data does not stage).
+//   which data/ does not hold).
 // - Format ("direct" answers, no chain of thought in the exemplars):
 //       "<Q> <question>\n<A> <answer>\n\n" per exemplar, then "<Q> <question>\n<A>"
 //   where <Q>/<A> are the localised labels of the LM Evaluation Harness MGSM tasks (mgsm/utils.py QUESTION;

@@ -1,6 +1,6 @@
-// Paired significance tests for base vs steered evaluations (Bandarkar et al. 2025, Table 2; DESIGN.md,
-// "Evaluation"): McNemar's test per language, the paired bootstrap CI of the accuracy delta, and the sign
-// test across languages.
+// Paired significance tests for base vs steered evaluations (Bandarkar et al. 2025, Table 2;
+// docs/steering-and-evaluation.md): McNemar's test per language, the paired bootstrap CI of the accuracy
+// delta, and the sign test across languages.
 //
 // All tests are two-sided and exact where it matters:
 // - McNemar (1947), exact binomial form: with b = #(base right, steered wrong) and c = #(base wrong, steered

@@ -1,5 +1,5 @@
 // Evaluation tasks: which data files a task reads, which languages it offers, and its prompts per language
-// (DESIGN.md, "Evaluation"; Bandarkar et al. 2025, Tables 1-2). Pure: no model here.
+// (docs/steering-and-evaluation.md; Bandarkar et al. 2025, Tables 1-2). Pure: no model here.
 //
 //   mgsm       MGSM (Shi et al. 2023), DATA/mgsm/mgsm_<iso>.tsv, 11 languages; k-shot direct prompts in the
 //              target language (eval_prompt.h), greedy generation, last number, exact match.
@@ -24,7 +24,7 @@ namespace rs {
 enum class EvalTask { mgsm, gmmlu_med, belebele };
 
 struct EvalData {
-    std::string data_dir;      // shared/data
+    std::string data_dir;      // data/ of the repository (share/routescope/data installed)
     std::string gmmlu_dir;     // optional: Global-MMLU CSV files
     std::string belebele_dir;  // optional: Belebele jsonl files (default: data_dir/belebele)
 };

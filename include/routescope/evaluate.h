@@ -1,5 +1,5 @@
 // `routescope eval`: task prompts → engine (optionally steered) → results.csv, resumable item by item
-// (DESIGN.md, "Evaluation"; Bandarkar et al. 2025, Section 6).
+// (docs/steering-and-evaluation.md; Bandarkar et al. 2025, Section 6).
 //
 // Scoring:
 // - generation (MGSM): greedy decoding until a stop string of the prompt, an end-of-generation token or

@@ -1,7 +1,7 @@
 // Language-level expert scores of one MoE layer: our operationalisation of RISE (Zhang et al. 2026,
 // "Language Routing Isolation", specificity/overlap scores, tripartite selection) and of Chen et al. 2026
 // (shared vs language-exclusive experts). Only the abstracts of both papers are at hand, so the formulas
-// below are ours, named as such in reports (DESIGN.md, "Metrics").
+// below are ours, named as such in reports (docs/metrics.md).
 //
 // Input everywhere: f, a [n_lang × E] matrix of token-pooled activation frequencies of one layer,
 //   f_L(e) = (tokens of language L whose top-k contains e) / (tokens of L)   (TokenActivationCounter).

@@ -36,7 +36,7 @@ struct TraceSummary {
 // Runs the job; throws rs::Error on bad input. Writes manifest.json first, then each shard atomically.
 TraceSummary run_trace(const TraceJob & job);
 
-// p = softmax(z) over all E logits, computed in double (DESIGN.md: p_t = softmax(z_t)).
+// p = softmax(z) over all E logits, computed in double (docs/metrics.md, "Routing distribution").
 void routing_softmax(const float * z, float * p, int n_expert);
 
 }  // namespace rs

@@ -19,7 +19,8 @@ struct ReportOptions {
     std::string figures_dir;  // empty: no static export
     std::string scores;       // optional TSV lang<TAB>score (as `analyze --scores`): colours Fig. 2 lines
     std::string title;        // default: "routescope report — <model>"
-    std::string assets_dir;   // empty: $ROUTESCOPE_WEB, else the build's web/ directory
+    std::string
+        assets_dir;  // empty: $ROUTESCOPE_WEB, else share/routescope/web (installed), else <build>/web
 };
 
 struct ReportFigure {

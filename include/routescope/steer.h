@@ -1,4 +1,4 @@
-// Router steering (DESIGN.md, "Steering"; Bandarkar et al. 2025, Section 5.3 / Appendix A.6):
+// Router steering (docs/steering-and-evaluation.md; Bandarkar et al. 2025, Section 5.3 / Appendix A.6):
 // per token and targeted MoE layer, modify the pre-gating logits z (gpt-oss: the biased logits)
 // before gating. Pure code: the engine's eval callback calls steer_logits on each column.
 //

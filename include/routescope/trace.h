@@ -1,4 +1,4 @@
-// The trace store: a directory with manifest.json and safetensors shards (DESIGN.md, "Trace store").
+// The trace store: a directory with manifest.json and safetensors shards (docs/trace-format.md).
 //
 // Shard k (shard-00000.safetensors, …) holds the corpus sequences [k·S, (k+1)·S) in corpus order,
 // S = manifest.seqs_per_shard, so a shard's content does not depend on batching and an interrupted

@@ -1,6 +1,6 @@
 // `routescope train`: a small Qwen3-MoE language model trained from scratch on a multilingual corpus with
 // libtorch (CPU; CUDA when the user's libtorch has it), exported as a GGUF file that llama.cpp loads
-// unchanged (DESIGN.md, "Subnetwork training"; issue #5). Also the independent forward pass that checks
+// unchanged (docs/papers.md, RISE; issue #5). Also the independent forward pass that checks
 // llama.cpp's routing: the same model family evaluated in libtorch from a GGUF file's weights.
 //
 // Model (Qwen3-MoE block, llama.cpp src/models/qwen3moe.cpp): token embedding; per block RMSNorm →
@@ -45,7 +45,7 @@ struct MoeModelConfig {
 };
 
 struct TrainJob {
-    std::string corpus;              // corpus spec (corpus.h), e.g. flores:shared/data/flores200/dev
+    std::string corpus;              // corpus spec (corpus.h), e.g. flores:data/flores200/dev
     std::vector<std::string> langs;  // empty: all
     std::string mix;                 // optional TSV: lang TAB lines TAB weight (header line)
     std::string out;                 // model.gguf

@@ -66,7 +66,9 @@ void add_demo(CLI::App & app) {
     auto o = std::make_shared<Opts>();
     cmd->add_option("--model,-m", o->model, "GGUF model (default: the bundled tiny-polyglot-moe)")
         ->capture_default_str();
-    cmd->add_option("--data", o->data, "the shared data directory (FLoRes-200 under flores200/)")
+    cmd->add_option(
+           "--data", o->data,
+           "the data directory (FLoRes-200 under flores200/; default: data/ shipped with routescope)")
         ->capture_default_str();
     cmd->add_option("--out,-o", o->out, "output directory")->capture_default_str();
     cmd->add_option("--langs", o->langs, "languages to record (the first is the pivot)")

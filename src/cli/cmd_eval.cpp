@@ -22,7 +22,9 @@ void add_eval(CLI::App & app) {
     cmd->add_option("--steer", job->steer, "steering spec (JSON)");
     cmd->add_option("--out,-o", job->out, "output directory (results.csv, summary.csv, details.jsonl)")
         ->required();
-    cmd->add_option("--data", job->data.data_dir, "the shared data directory")->capture_default_str();
+    cmd->add_option("--data", job->data.data_dir,
+                    "the data directory (default: data/ shipped with routescope, or $ROUTESCOPE_DATA)")
+        ->capture_default_str();
     cmd->add_option("--gmmlu", job->data.gmmlu_dir,
                     "directory of Global-MMLU CSV files <iso>.csv (other languages)");
     cmd->add_option("--belebele", job->data.belebele_dir,

@@ -71,7 +71,9 @@ void add_sweep(CLI::App & app) {
     cmd->add_option("--pivot", job->pivot, "language left out of the dev score")->capture_default_str();
     cmd->add_option("--low-resource", raw->low, "low-resource set of the test table");
     cmd->add_option("--out,-o", job->out, "output directory")->required();
-    cmd->add_option("--data", job->data.data_dir, "the shared data directory")->capture_default_str();
+    cmd->add_option("--data", job->data.data_dir,
+                    "the data directory (default: data/ shipped with routescope, or $ROUTESCOPE_DATA)")
+        ->capture_default_str();
     cmd->add_option("--gmmlu", job->data.gmmlu_dir, "directory of Global-MMLU CSV files");
     cmd->add_option("--belebele", job->data.belebele_dir, "directory of Belebele jsonl files");
     cmd->add_option("--max-new-tokens", job->max_new_tokens, "MGSM: generation limit")->capture_default_str();

@@ -24,8 +24,7 @@ void add_train(CLI::App & app) {
     auto job = std::make_shared<TrainJob>();
     auto langs = std::make_shared<std::string>();
     auto & c = job->model;
-    cmd->add_option("--corpus,-c", job->corpus,
-                    "training corpus spec (e.g. flores:../shared/data/flores200/dev)")
+    cmd->add_option("--corpus,-c", job->corpus, "training corpus spec (e.g. flores:data/flores200/dev)")
         ->required();
     cmd->add_option("--langs,-l", *langs, "comma-separated languages (default: all)");
     cmd->add_option("--mix", job->mix, "language mix TSV: lang<TAB>lines<TAB>weight (header line)");

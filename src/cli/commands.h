@@ -23,10 +23,12 @@ void add_train(CLI::App & app);
 void add_ppl(CLI::App & app);
 void add_report(CLI::App & app);
 
-// The shared data directory: $ROUTESCOPE_DATA, else ../shared/data beside the source tree.
+// The data directory: $ROUTESCOPE_DATA, else <prefix>/share/routescope/data of an installed binary, else
+// data/ of the source tree (routescope/resources.h).
 std::string default_data_dir();
 
-// The bundled model: $ROUTESCOPE_MODEL, else models/tiny-polyglot-moe.gguf of the source tree.
+// The bundled model: $ROUTESCOPE_MODEL, else share/routescope/models/ of an installed binary, else
+// models/tiny-polyglot-moe.gguf of the source tree.
 std::string default_model();
 
 // The one-paragraph summary of a written report (report and demo print it).

@@ -5,17 +5,16 @@
 
 #include "commands.h"
 #include "routescope/common.h"
+#include "routescope/resources.h"
 
 namespace rs::cli {
 
 std::string default_data_dir() {
-    const char * env = std::getenv("ROUTESCOPE_DATA");
-    return env && *env ? env : RS_DEFAULT_DATA_DIR;
+    return resource_path("ROUTESCOPE_DATA", "data", RS_DEFAULT_DATA_DIR);
 }
 
 std::string default_model() {
-    const char * env = std::getenv("ROUTESCOPE_MODEL");
-    return env && *env ? env : RS_DEFAULT_MODEL;
+    return resource_path("ROUTESCOPE_MODEL", "models/tiny-polyglot-moe.gguf", RS_DEFAULT_MODEL);
 }
 
 std::vector<std::string> split_list(const std::string & s) {

@@ -85,8 +85,8 @@ struct FloresDir {
 FloresDir scan_flores(const fs::path & dir) {
     std::error_code ec;
     if (!fs::is_directory(dir, ec))
-        throw Error(
-            fmt::format("flores: no such directory {} (e.g. shared/data/flores200/devtest)", dir.string()));
+        throw Error(fmt::format(
+            "flores: no such directory {} (e.g. data/flores200/devtest of the repository)", dir.string()));
     FloresDir fd;
     std::map<std::string, fs::path> by_name;
     std::set<std::string> splits;

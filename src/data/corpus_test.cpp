@@ -1,4 +1,4 @@
-// Corpus loading: FLoRes-200 (real data in shared/data), TSV and JSONL round trips, and every error path.
+// Corpus loading: FLoRes-200 (real data in data/), TSV and JSONL round trips, and every error path.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -13,7 +13,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kData = RS_SOURCE_DIR "/../shared/data";
+const std::string kData = RS_SOURCE_DIR "/data";
 const std::string kDevtest = "flores:" + kData + "/flores200/devtest";
 const std::string kDev = "flores:" + kData + "/flores200/dev";
 

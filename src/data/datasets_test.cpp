@@ -1,4 +1,4 @@
-// Evaluation data set readers on the real files in shared/data (counts measured on the staged copies), the
+// Evaluation data set readers on the real files in data/ (counts measured on the staged copies), the
 // CSV parser, and the error paths.
 #include <gtest/gtest.h>
 
@@ -14,7 +14,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kData = RS_SOURCE_DIR "/../shared/data";
+const std::string kData = RS_SOURCE_DIR "/data";
 const std::string kMmlu = kData + "/mmlu_medical_en";
 
 std::string write_temp(const std::string & name, const std::string & text) {

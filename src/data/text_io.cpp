@@ -14,8 +14,9 @@ namespace rs {
 std::string read_text(const fs::path & path, std::string_view what) {
     std::error_code ec;
     if (!fs::is_regular_file(path, ec))
-        throw Error(fmt::format("{}: no such file {} (check the path; the data sets live in shared/data)",
-                                what, path.string()));
+        throw Error(
+            fmt::format("{}: no such file {} (check the path; the data sets live in data/ of the repository)",
+                        what, path.string()));
     std::ifstream in(path, std::ios::binary);
     std::string text(fs::file_size(path, ec), '\0');
     if (!in.read(text.data(), static_cast<std::streamsize>(text.size())))

@@ -10,7 +10,7 @@
 
 namespace {
 
-const std::string kData = RS_SOURCE_DIR "/../shared/data";
+const std::string kData = RS_SOURCE_DIR "/data";
 
 rs::EvalData data() {
     return {kData, "", ""};

@@ -1,9 +1,9 @@
 // The report's figures as Vega-Lite specifications (https://vega.github.io/vega-lite/), data inlined.
 // Nothing is drawn by hand: every mark, scale and legend is Vega-Lite's. The figure numbers cite
-// Bandarkar et al. 2025 (Figs. 2–5, A.9, Table 2); the isolation and clustering views are ours (DESIGN.md).
-// Readability at 24 languages × 48 layers: lines are selected from the legend (the others fade), the
-// heatmap and Δ views show one layer at a time behind a slider, so no view draws more than one layer's
-// matrix.
+// Bandarkar et al. 2025 (Figs. 2–5, A.9, Table 2); the isolation and clustering views are ours
+// (docs/metrics.md). Readability at 24 languages × 48 layers: lines are selected from the legend (the others
+// fade), the heatmap and Δ views show one layer at a time behind a slider, so no view draws more than one
+// layer's matrix.
 #include <fmt/format.h>
 #include <algorithm>
 #include <map>
@@ -273,7 +273,7 @@ Figure experts_per_layer_figure(const Inputs & in) {
     const std::string id = "experts_per_layer", sec = "Specialised experts",
                       title = "Selected experts per layer";
     if (!in.experts) return absent(id, sec, title, "no experts CSV (run `routescope experts`)");
-    // Union over targets per layer: the multilingual set of `experts --multilingual` (DESIGN.md).
+    // Union over targets per layer: the multilingual set of `experts --multilingual` (docs/metrics.md).
     std::map<int, std::set<int>> sel;
     std::map<int, int> all;
     for (const auto & v : in.experts->records({"layer", "expert", "selected"})) {
@@ -463,8 +463,8 @@ Figure isolation_figure(const Inputs & in) {
     Figure f{id, sec, title, "", nullptr, ""};
     f.caption =
         "Jaccard overlap of the top-activated expert sets of a language and each other language, averaged "
-        "over the other languages (RISE-style operationalisation, ours; DESIGN.md): low overlap means the "
-        "language is routed to experts of its own.";
+        "over the other languages (RISE-style operationalisation, ours; docs/metrics.md): low overlap means "
+        "the language is routed to experts of its own.";
     f.spec = per_layer_lines(in, title, "mean Jaccard overlap with the other languages", values, "isolation",
                              "overlap of top expert sets", false);
     return f;

@@ -13,6 +13,7 @@
 #include "routescope/common.h"
 #include "routescope/datasets.h"
 #include "routescope/file_io.h"
+#include "routescope/resources.h"
 
 namespace fs = std::filesystem;
 
@@ -174,11 +175,11 @@ std::string html_escape(const std::string & s) {
 
 std::string assets_dir(const ReportOptions & opt) {
     if (!opt.assets_dir.empty()) return opt.assets_dir;
-    if (const char * e = std::getenv("ROUTESCOPE_WEB"); e && *e) return e;
+        // installed: <prefix>/share/routescope/web; build tree: <build>/web, where npm ci put them
 #ifdef RS_WEB_DIR
-    return RS_WEB_DIR;
+    return resource_path("ROUTESCOPE_WEB", "web", RS_WEB_DIR);
 #else
-    return "web";
+    return resource_path("ROUTESCOPE_WEB", "web", "web");
 #endif
 }
 

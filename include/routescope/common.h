@@ -17,6 +17,17 @@ struct Error : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+// nlohmann::json's what() text without its "[json.exception.parse_error.101] " tag, for messages that
+// quote where a JSON document broke (users see one plain line, never the library's exception id).
+inline std::string json_error_text(const char * what) {
+    std::string s(what);
+    if (s.rfind("[json.exception.", 0) == 0) {
+        const size_t close = s.find("] ");
+        if (close != std::string::npos) s.erase(0, close + 2);
+    }
+    return s;
+}
+
 [[noreturn]] inline void assert_fail(const char * expr, const char * file, int line) {
     std::fprintf(stderr, "routescope: internal error: %s:%d: assertion failed: %s\n", file, line, expr);
     std::abort();

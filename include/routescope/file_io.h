@@ -3,9 +3,30 @@
 // writes in one piece (manifests, CSV tables, JSON summaries, reports).
 #pragma once
 
+#include <cstddef>
+#include <memory>
 #include <string>
 
 namespace rs {
+
+// Incremental SHA-256 (OpenSSL EVP): shard checksums and the corpus content hash in trace manifests.
+class Sha256 {
+  public:
+    Sha256();
+    ~Sha256();
+    Sha256(const Sha256 &) = delete;
+    Sha256 & operator=(const Sha256 &) = delete;
+    void update(const void * data, size_t n);
+    std::string hex();  // lowercase hex of everything updated so far; ends the hash
+  private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+std::string sha256_hex(const void * data, size_t n);
+
+// Removes `NAME.tmp-PID` files in `dir` (written by write_file_atomic / shard writes) whose process is
+// gone: a killed run or a full disk leaves them; the next run in that directory clears them.
+void remove_stale_temporaries(const std::string & dir);
 
 // Creates the parent directory if needed; throws rs::Error naming the file (and a hint) on failure.
 void write_file_atomic(const std::string & path, const std::string & content);

@@ -1,7 +1,11 @@
 // write_file_atomic (routescope/file_io.h).
 #include "routescope/file_io.h"
 
+#include <openssl/evp.h>
+#include <signal.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <filesystem>
 #include <fstream>
@@ -15,25 +19,85 @@ namespace fs = std::filesystem;
 
 namespace rs {
 
+struct Sha256::Impl {
+    EVP_MD_CTX * ctx = nullptr;
+};
+
+Sha256::Sha256() : impl_(std::make_unique<Impl>()) {
+    impl_->ctx = EVP_MD_CTX_new();
+    RS_ASSERT(impl_->ctx && EVP_DigestInit_ex(impl_->ctx, EVP_sha256(), nullptr) == 1);
+}
+
+Sha256::~Sha256() {
+    EVP_MD_CTX_free(impl_->ctx);
+}
+
+void Sha256::update(const void * data, size_t n) {
+    if (n) RS_ASSERT(EVP_DigestUpdate(impl_->ctx, data, n) == 1);
+}
+
+std::string Sha256::hex() {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    RS_ASSERT(EVP_DigestFinal_ex(impl_->ctx, md, &n) == 1);
+    std::string out;
+    for (unsigned int i = 0; i < n; ++i) out += fmt::format("{:02x}", md[i]);
+    return out;
+}
+
+std::string sha256_hex(const void * data, size_t n) {
+    Sha256 h;
+    h.update(data, n);
+    return h.hex();
+}
+
 void write_file_atomic(const std::string & path, const std::string & content) {
     const fs::path p(path);
     std::error_code ec;
+    if (fs::is_directory(p)) throw Error(fmt::format("{}: is a directory (name a file to write)", path));
     if (p.has_parent_path()) fs::create_directories(p.parent_path(), ec);
     // the pid keeps two processes writing the same target from sharing a temporary file
     const std::string tmp = fmt::format("{}.tmp-{}", path, getpid());
     {
         std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-        if (!f) throw Error(fmt::format("cannot write {} (check the directory exists and is writable)", tmp));
+        if (!f)
+            throw Error(fmt::format("{}: cannot write (check the directory exists and is writable)", tmp));
         f.write(content.data(), (std::streamsize)content.size());
-        if (!f.flush()) throw Error(fmt::format("cannot write {} (disk full?)", tmp));
+        if (!f.flush()) {
+            f.close();
+            fs::remove(tmp, ec);  // a full disk must not leave the temporary behind
+            throw Error(fmt::format("{}: cannot write (disk full?)", tmp));
+        }
     }
     fs::rename(tmp, p, ec);
-    if (ec) throw Error(fmt::format("cannot rename {} to {}: {}", tmp, path, ec.message()));
+    if (ec) {
+        std::error_code ec2;
+        fs::remove(tmp, ec2);
+        throw Error(fmt::format("{}: cannot rename {} over it: {}", path, tmp, ec.message()));
+    }
+}
+
+void remove_stale_temporaries(const std::string & dir) {
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) return;
+    for (const auto & e : fs::directory_iterator(dir, ec)) {
+        const std::string n = e.path().filename().string();
+        const size_t at = n.rfind(".tmp-");
+        if (at == std::string::npos || at + 5 >= n.size() ||
+            n.find_first_not_of("0123456789", at + 5) != std::string::npos)
+            continue;
+        const long pid = std::strtol(n.c_str() + at + 5, nullptr, 10);
+        // kill(pid, 0) fails with ESRCH when no such process exists: its temporary is garbage
+        if (pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
+            std::error_code ec2;
+            fs::remove(e.path(), ec2);
+        }
+    }
 }
 
 std::string read_file(const std::string & path) {
     std::ifstream f(path, std::ios::binary);
-    if (!f) throw Error(fmt::format("cannot read {} (missing?)", path));
+    if (!f) throw Error(fmt::format("{}: cannot read (missing?)", path));
     return std::string(std::istreambuf_iterator<char>(f), {});
 }
 

@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace rs {
 
@@ -30,6 +32,20 @@ void remove_stale_temporaries(const std::string & dir);
 
 // Creates the parent directory if needed; throws rs::Error naming the file (and a hint) on failure.
 void write_file_atomic(const std::string & path, const std::string & content);
+
+// Result files that appear together or not at all (issue #15): add() collects them in memory, commit()
+// writes each to PATH.tmp-PID and, only when all were written, renames them into place (then removes
+// `stale`: files of an earlier run this one does not produce). On a failure every temporary is removed
+// and the old files stay as they were, so a run that fails late never leaves a mix of new and old
+// results. Nothing is written before commit(): an error found while computing leaves no file at all.
+class OutputFiles {
+  public:
+    void add(const std::string & path, std::string content);
+    void commit(const std::vector<std::string> & stale = {});
+
+  private:
+    std::vector<std::pair<std::string, std::string>> files_;
+};
 
 // The whole file; rs::Error naming it when it cannot be read.
 std::string read_file(const std::string & path);

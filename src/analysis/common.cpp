@@ -134,6 +134,9 @@ TraceSet load_trace_set(const std::vector<std::string> & dirs) {
 
 std::vector<int> select_slots(const TraceSet & ts, const std::optional<LayerRange> & range,
                               const char * what) {
+    if (range && range->last >= ts.first().n_layer)
+        throw Error(fmt::format("{} {}:{} is outside the model's blocks 0..{} (give a range inside them)",
+                                what, range->first, range->last, ts.first().n_layer - 1));
     std::vector<int> slots;
     for (int s = 0; s < ts.n_moe; ++s)
         if (!range || range->contains(ts.moe_layers[(size_t)s])) slots.push_back(s);

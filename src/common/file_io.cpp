@@ -77,6 +77,54 @@ void write_file_atomic(const std::string & path, const std::string & content) {
     }
 }
 
+void OutputFiles::add(const std::string & path, std::string content) {
+    files_.emplace_back(path, std::move(content));
+}
+
+void OutputFiles::commit(const std::vector<std::string> & stale) {
+    std::vector<std::string> tmps;
+    std::error_code ec;
+    auto cleanup = [&] {
+        for (const auto & t : tmps) fs::remove(t, ec);
+    };
+    try {
+        for (const auto & [path, content] : files_) {
+            const fs::path p(path);
+            if (fs::is_directory(p, ec))
+                throw Error(fmt::format("{}: is a directory (name a file to write, or remove it)", path));
+            if (p.has_parent_path()) {
+                fs::create_directories(p.parent_path(), ec);
+                if (!fs::is_directory(p.parent_path()))
+                    throw Error(fmt::format("{}: cannot create the directory (is it a file?)",
+                                            p.parent_path().string()));
+            }
+            const std::string tmp = fmt::format("{}.tmp-{}", path, getpid());
+            std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+            if (!f) throw Error(fmt::format("{}: cannot write (check the directory is writable)", tmp));
+            tmps.push_back(tmp);
+            f.write(content.data(), (std::streamsize)content.size());
+            if (!f.flush()) throw Error(fmt::format("{}: cannot write (disk full?)", tmp));
+        }
+    } catch (...) {
+        cleanup();
+        throw;
+    }
+    for (size_t i = 0; i < files_.size(); ++i) {  // renames of written files into existing directories
+        fs::rename(tmps[i], files_[i].first, ec);
+        if (ec) {
+            for (size_t j = i; j < tmps.size(); ++j) fs::remove(tmps[j], ec);
+            throw Error(
+                fmt::format("{}: cannot rename {} over it: {}", files_[i].first, tmps[i], ec.message()));
+        }
+    }
+    for (const auto & s : stale) {
+        bool produced = false;
+        for (const auto & f : files_) produced = produced || f.first == s;
+        if (!produced) fs::remove(s, ec);
+    }
+    files_.clear();
+}
+
 void remove_stale_temporaries(const std::string & dir) {
     std::error_code ec;
     if (!fs::is_directory(dir, ec)) return;

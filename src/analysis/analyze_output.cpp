@@ -359,7 +359,6 @@ AnalyzeReport run_analyze(const AnalyzeOptions & opt) {
     if (opt.bootstrap_resamples < 1)
         throw Error(
             fmt::format("--bootstrap {} must be at least 1 (resamples of the CI)", opt.bootstrap_resamples));
-    if (opt.n_threads < 0) throw Error("--threads must be ≥ 0 (0: all cores)");
     const auto t0 = std::chrono::steady_clock::now();
     {  // cheap checks before the traces are streamed: --middle inside the model, --scores languages known
         const analysis::TraceSet ts = analysis::load_trace_set(opt.traces);

@@ -35,7 +35,6 @@ ExpertsReport run_experts(const ExpertsOptions & opt) {
     if (!(opt.tau >= -1.0 && opt.tau < 1.0))
         throw Error(
             fmt::format("--tau {} must be a number in [-1, 1) (Δ is a difference of frequencies)", opt.tau));
-    if (opt.n_threads < 0) throw Error("--threads must be ≥ 0 (0: all cores)");
     const analysis::TraceSet ts = analysis::load_trace_set(opt.traces);
     const auto slots = analysis::select_slots(ts, opt.layers, "--layers");
     const size_t n_sl = slots.size();

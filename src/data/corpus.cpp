@@ -177,6 +177,10 @@ void check_row(const Sequence & s, const std::string & where, std::unordered_set
     nonempty(s.id, "id");
     nonempty(s.lang, "lang");
     nonempty(s.text, "text");
+    for (const auto & [v, name] : {std::pair{&s.id, "id"}, {&s.lang, "lang"}, {&s.domain, "domain"}})
+        if (!is_valid_utf8(*v))
+            throw Error(
+                fmt::format("{}: the {} is not valid UTF-8 (re-encode the file as UTF-8)", where, name));
     if (s.group < -1)
         throw Error(fmt::format("{}: bad group {} (0-based, or -1 for unpaired)", where, s.group));
     if (!ids.insert(s.id).second) throw Error(fmt::format("{}: duplicate id '{}'", where, s.id));
@@ -232,7 +236,8 @@ std::vector<Sequence> read_jsonl(const fs::path & path) {
         try {
             j = nlohmann::json::parse(lines[i]);
         } catch (const nlohmann::json::exception & e) {
-            throw Error(fmt::format("{}: bad JSON ({})", where, e.what()));
+            throw Error(fmt::format("{}: bad JSON: {} (one JSON object per line, UTF-8)", where,
+                                    json_error_text(e.what())));
         }
         if (!j.is_object()) throw Error(fmt::format("{}: expected a JSON object per line", where));
         auto str = [&](const char * key, bool required) -> std::string {

@@ -30,7 +30,8 @@ json read_json(const std::string & path, const char * what) {
     try {
         return json::parse(f);
     } catch (const json::exception & e) {
-        throw Error(fmt::format("{} {} is not valid JSON ({})", what, path, e.what()));
+        throw Error(fmt::format("{}: {} is not valid JSON: {} (fix or remove it)", path, what,
+                                json_error_text(e.what())));
     }
 }
 

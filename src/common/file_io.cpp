@@ -51,6 +51,8 @@ std::string sha256_hex(const void * data, size_t n) {
     return h.hex();
 }
 
+void remove_stale_temporaries(const std::string & dir);
+
 void write_file_atomic(const std::string & path, const std::string & content) {
     const fs::path p(path);
     std::error_code ec;
@@ -84,6 +86,9 @@ void OutputFiles::add(const std::string & path, std::string content) {
 void OutputFiles::commit(const std::vector<std::string> & stale) {
     std::vector<std::string> tmps;
     std::error_code ec;
+    for (const auto & f : files_)  // temporaries a killed earlier run left beside these outputs
+        remove_stale_temporaries(
+            fs::path(f.first).has_parent_path() ? fs::path(f.first).parent_path().string() : ".");
     auto cleanup = [&] {
         for (const auto & t : tmps) fs::remove(t, ec);
     };

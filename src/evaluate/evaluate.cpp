@@ -338,6 +338,7 @@ EvalReport run_eval(const EvalJob & job) {
     ep.tap = steered;  // unsteered: no eval callback at all (plain llama.cpp speed)
     Engine engine(job.model, ep);
     if (steered) engine.set_steering(std::move(plan));
+    remove_stale_temporaries(job.out);  // e.g. an eval.json.tmp-PID of a killed run
     write_file_atomic((fs::path(job.out) / "eval.json").string(), meta.dump(2) + "\n");  // inputs are valid
 
     EvalLoopOptions lo;

@@ -98,7 +98,8 @@ void check_keys(const nlohmann::json & o, std::initializer_list<const char *> kn
         if (!ok) {
             std::string list;
             for (const char * k : known) list += std::string(list.empty() ? "" : ", ") + k;
-            throw Error(fmt::format("{}: unknown key \"{}\" (known keys: {})", where, it.key(), list));
+            throw Error(
+                fmt::format("{}: unknown key \"{}\" (known keys: {})", where, printable(it.key()), list));
         }
     }
 }
@@ -213,8 +214,8 @@ SteerPlan steer_plan_from_json(const nlohmann::json & spec, const ModelInfo & m,
         sets = nlohmann::json(sets["sets"]);
         for (auto it = sets.begin(); it != sets.end(); ++it)
             if (!it->is_object())
-                throw Error(
-                    fmt::format("{}: set '{}' is not a {{\"<layer>\": [ids]}} object", p.string(), it.key()));
+                throw Error(fmt::format("{}: set '{}' is not a {{\"<layer>\": [ids]}} object", p.string(),
+                                        printable(it.key())));
     }
     for (size_t r = 0; r < spec["rules"].size(); ++r) {
         const auto & rule = spec["rules"][r];
@@ -241,7 +242,8 @@ SteerPlan steer_plan_from_json(const nlohmann::json & spec, const ModelInfo & m,
             if (!(base.margin > 0) || base.margin > kMaxMargin)
                 throw Error(fmt::format("{}: margin must be in (0, {}]", where, kMaxMargin));
         } else {
-            throw Error(fmt::format("{}: method '{}' is not soft, force or suppress", where, method));
+            throw Error(
+                fmt::format("{}: method '{}' is not soft, force or suppress", where, printable(method)));
         }
         if (rule.contains("lambda") && base.method != SteerMethod::soft)
             throw Error(fmt::format("{}: \"lambda\" applies to method soft only", where));
@@ -261,7 +263,7 @@ SteerPlan steer_plan_from_json(const nlohmann::json & spec, const ModelInfo & m,
                 if (sets.is_null())
                     throw Error(fmt::format("{}: \"set\" needs \"experts_file\" in the spec", where));
                 if (!sets.contains(name))
-                    throw Error(fmt::format("{}: unknown expert set '{}'", where, name));
+                    throw Error(fmt::format("{}: unknown expert set '{}'", where, printable(name)));
                 if (sets[name].contains(key)) experts = expert_list(sets[name][key], m, where);
             } else if (rule.contains("experts") && rule["experts"].is_object()) {
                 if (rule["experts"].contains(key)) experts = expert_list(rule["experts"][key], m, where);
@@ -287,7 +289,7 @@ SteerPlan steer_plan_from_json(const nlohmann::json & spec, const ModelInfo & m,
                     std::to_string(std::atoi(it.key().c_str())) != it.key())
                     throw Error(
                         fmt::format("{}: \"experts\" names block \"{}\", which \"layers\" does not target",
-                                    where, it.key()));
+                                    where, printable(it.key())));
     }
     if (plan.empty() && !spec["rules"].empty())
         throw Error("steering spec: every rule selects an empty expert set; nothing would be steered");

@@ -125,7 +125,7 @@ static void validate_header(const std::string & path, StFile & sf, size_t data_s
         const auto & t = *it;
         auto bad = [&](const char * what) {
             return Error(fmt::format("{}: tensor '{}' {} (truncated or corrupt file; re-record the trace)",
-                                     path, it.key(), what));
+                                     path, printable(it.key()), what));
         };
         if (!t.is_object() || !t.contains("dtype") || !t["dtype"].is_string() || !t.contains("shape") ||
             !t["shape"].is_array() || !t.contains("data_offsets") || !t["data_offsets"].is_array())

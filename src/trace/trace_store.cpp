@@ -86,7 +86,7 @@ std::vector<std::string> names_field(const nlohmann::json & o, const char * sect
             throw Error(fmt::format("\"{}.{}\" must hold non-empty strings", sect, key));
         const auto n = x.get<std::string>();
         if (std::find(out.begin(), out.end(), n) != out.end())
-            throw Error(fmt::format("\"{}.{}\" names '{}' twice", sect, key, n));
+            throw Error(fmt::format("\"{}.{}\" names '{}' twice", sect, key, printable(n)));
         out.push_back(n);
     }
     return out;

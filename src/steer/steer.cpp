@@ -201,7 +201,9 @@ SteerPlan steer_plan_from_json(const nlohmann::json & spec, const ModelInfo & m,
             throw Error("steering spec: \"experts_file\" must be a file name (a string)");
         const fs::path p = fs::path(base_dir) / spec["experts_file"].get<std::string>();
         std::ifstream f(p);
-        if (!f) throw Error(fmt::format("{}: not found (experts_file of the steering spec)", p.string()));
+        if (!f)
+            throw Error(
+                fmt::format("{}: not found (experts_file of the steering spec)", printable(p.string())));
         try {
             sets = nlohmann::json::parse(f);
         } catch (const nlohmann::json::exception & e) {

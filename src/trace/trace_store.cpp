@@ -64,7 +64,8 @@ int64_t int_field(const nlohmann::json & o, const char * sect, const char * key,
     const auto & v = field(o, sect, key);
     if (!v.is_number_integer())
         throw Error(fmt::format("\"{}.{}\" must be an integer, not {}", sect, key, v.dump()));
-    if (v.is_number_unsigned() ? v.get<uint64_t>() > (uint64_t)hi
+    // an unsigned JSON number above INT64_MAX would wrap in get<int64_t>: compare it unsigned first
+    if (v.is_number_unsigned() ? (v.get<uint64_t>() > (uint64_t)hi || (int64_t)v.get<uint64_t>() < lo)
                                : (v.get<int64_t>() < lo || v.get<int64_t>() > hi))
         throw Error(fmt::format("\"{}.{}\" = {} is outside [{}, {}]", sect, key, v.dump(), lo, hi));
     return v.get<int64_t>();

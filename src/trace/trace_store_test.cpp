@@ -321,3 +321,14 @@ TEST(TraceHardening, StaleTemporariesAreRemoved) {
     EXPECT_THROW(rs::write_file_atomic(dir.string(), "x"), rs::Error);  // a directory: refused, nothing left
     EXPECT_FALSE(fs::exists(dir.string() + ".tmp-" + std::to_string(getpid())));
 }
+
+// Found by rs_fuzz (tests/fuzz/manifest/seqs-per-shard-zero): a zero lower bound check was skipped for
+// JSON numbers stored unsigned, and trace_n_shards then divided by zero (SIGFPE).
+TEST(TraceHardening, ZeroSeqsPerShardIsRefused) {
+    auto j = rs::manifest_to_json(small_manifest());
+    j["store"]["seqs_per_shard"] = 0u;
+    EXPECT_THROW(rs::manifest_from_json(j), rs::Error);
+    j["store"]["seqs_per_shard"] = 2u;
+    j["model"]["top_k"] = 0u;
+    EXPECT_THROW(rs::manifest_from_json(j), rs::Error);
+}

@@ -387,7 +387,9 @@ AnalyzeReport run_analyze(const AnalyzeOptions & opt) {
 // once, every score a whole finite number ("0.3xyz" and NaN are refused).
 std::map<std::string, double> read_scores(const std::string & path) {
     std::ifstream f(path);
-    if (!f) throw Error(fmt::format("{}: scores file not found (check --scores)", path));
+    std::error_code ec;
+    if (!f || !std::filesystem::is_regular_file(path, ec))
+        throw Error(fmt::format("{}: scores file not found or not a file (check --scores)", path));
     std::map<std::string, double> out;
     std::string line;
     int n = 0;

@@ -150,8 +150,14 @@ void remove_stale_temporaries(const std::string & dir) {
 
 std::string read_file(const std::string & path) {
     std::ifstream f(path, std::ios::binary);
-    if (!f) throw Error(fmt::format("{}: cannot read (missing?)", path));
-    return std::string(std::istreambuf_iterator<char>(f), {});
+    std::error_code ec;
+    if (!f || !fs::is_regular_file(path, ec))
+        throw Error(fmt::format("{}: cannot read (missing, or not a file?)", path));
+    try {
+        return std::string(std::istreambuf_iterator<char>(f), {});
+    } catch (const std::ios_base::failure &) {  // filebuf::underflow throws on a read error
+        throw Error(fmt::format("{}: read error (check the file and the disk)", path));
+    }
 }
 
 }  // namespace rs

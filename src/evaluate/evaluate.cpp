@@ -151,6 +151,8 @@ json check_eval_dir(const std::string & out, const json & model, const json & st
     json meta;
     std::error_code ec;
     if (fs::exists(path, ec)) {
+        if (!fs::is_regular_file(path, ec))
+            throw Error(fmt::format("{}: not a file (remove it or use another --out)", path));
         try {
             std::ifstream f(path);
             meta = json::parse(f);

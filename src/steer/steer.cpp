@@ -201,7 +201,8 @@ SteerPlan steer_plan_from_json(const nlohmann::json & spec, const ModelInfo & m,
             throw Error("steering spec: \"experts_file\" must be a file name (a string)");
         const fs::path p = fs::path(base_dir) / spec["experts_file"].get<std::string>();
         std::ifstream f(p);
-        if (!f)
+        std::error_code ec;
+        if (!f || !fs::is_regular_file(p, ec))
             throw Error(
                 fmt::format("{}: not found (experts_file of the steering spec)", printable(p.string())));
         try {
@@ -300,7 +301,10 @@ SteerPlan steer_plan_from_json(const nlohmann::json & spec, const ModelInfo & m,
 
 SteerPlan load_steer_plan(const std::string & path, const ModelInfo & m) {
     std::ifstream f(path);
-    if (!f) throw Error(fmt::format("{}: steering spec not found (check the path)", path));
+    std::error_code ec;
+    if (!f || !fs::is_regular_file(path, ec))
+        throw Error(
+            fmt::format("{}: steering spec not found or not a file (check the path)", printable(path)));
     nlohmann::json j;
     try {
         j = nlohmann::json::parse(f);

@@ -200,3 +200,17 @@ TEST(SteerSpec, BadExpertsFileIsNamed) {
         }
     }
 }
+
+// Found by rs_fuzz (tests/fuzz/steer/experts-file-directory): a directory opens as an ifstream on Linux
+// and its first read threw std::ios_base::failure past every rs::Error handler.
+TEST(SteerSpec, ExpertsFileOrSpecThatIsADirectory) {
+    const auto dir = std::filesystem::path(testing::TempDir()) / "rs_steer_dir";
+    std::filesystem::create_directories(dir / "sub");
+    EXPECT_THROW(
+        rs::steer_plan_from_json(
+            nlohmann::json::parse(
+                R"({"experts_file": "sub", "rules": [{"layers": 1, "set": "m", "method": "force"}]})"),
+            model(), dir.string()),
+        rs::Error);
+    EXPECT_THROW(rs::load_steer_plan((dir / "sub").string(), model()), rs::Error);
+}

@@ -307,7 +307,8 @@ std::vector<int64_t> prepare_trace_dir(const std::string & dir, TraceManifest & 
 TraceManifest read_manifest(const std::string & dir) {
     const fs::path p = fs::path(dir) / "manifest.json";
     std::ifstream f(p);
-    if (!f)
+    std::error_code ec;
+    if (!f || !fs::is_regular_file(p, ec))
         throw Error(fmt::format(
             "{}: not a trace directory (no manifest.json; record one with `routescope trace`)", dir));
     nlohmann::json j;

@@ -11,7 +11,7 @@ import os
 import struct
 
 
-def safetensors(tensors, metadata=None, raw_header=None):
+def safetensors(tensors, metadata=None, raw_header=None, odd=False):
     header, data, off = {}, b"", 0
     if metadata:
         header["__metadata__"] = metadata
@@ -20,7 +20,7 @@ def safetensors(tensors, metadata=None, raw_header=None):
         data += payload
         off += len(payload)
     h = (raw_header if raw_header is not None else json.dumps(header)).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
+    h += b" " * ((8 - len(h) % 8) % 8 + (1 if odd else 0))  # odd: every tensor starts misaligned
     return struct.pack("<Q", len(h)) + h + data
 
 
@@ -28,7 +28,7 @@ def f16(values):
     return b"".join(struct.pack("<e", v) for v in values)
 
 
-def shard(probs=None, offsets=(0, 2, 3, 3), index=(0, 1, 2), topk=None, lang=(0, 1, 0)):
+def shard(probs=None, offsets=(0, 2, 3, 3), index=(0, 1, 2), topk=None, lang=(0, 1, 0), odd=False):
     T, L, E, K = offsets[-1], 2, 4, 2
     probs = probs if probs is not None else [0.25] * (T * L * E)
     topk = topk if topk is not None else [0, 1] * (T * L)
@@ -42,7 +42,7 @@ def shard(probs=None, offsets=(0, 2, 3, 3), index=(0, 1, 2), topk=None, lang=(0,
         ("tokens", "I32", [T], struct.pack(f"<{T}i", *range(T))),
         ("probs", "F16", [T, L, E], f16(probs)),
         ("topk", "I16", [T, L, K], struct.pack(f"<{T * L * K}h", *topk)),
-    ], meta)
+    ], meta, odd=odd)
 
 
 def put(target, name, data):
@@ -75,6 +75,7 @@ put("shard", "expert-id-out-of-range", shard(topk=[0, 4] * 6))
 put("shard", "negative-expert-id", shard(topk=[-1, 0] * 6))
 put("shard", "wrong-corpus-position", shard(index=(0, 1, 7)))
 put("shard", "language-out-of-range", shard(lang=(0, 2, 0)))
+put("shard", "misaligned-tensors", shard(odd=True))  # valid; f16 reads used to be misaligned (UBSan)
 
 # 8. manifest meaning
 base = {"format": "routescope-trace", "version": 1, "tool_version": "0.1.0",

@@ -388,8 +388,13 @@ TraceShard parse_shard(const std::string & path, std::vector<uint8_t> bytes, con
                               T, L, E));
     s.probs.resize((size_t)(T * L * E));
     if (pd == "F16") {
-        const auto * h = static_cast<const uint16_t *>(pv.data);
-        for (size_t i = 0; i < s.probs.size(); ++i) s.probs[i] = f16_to_f32(h[i]);
+        // data_offsets need not be 2-byte aligned in a foreign file: copy each half (UBSan, rs_fuzz)
+        const auto * h = static_cast<const uint8_t *>(pv.data);
+        for (size_t i = 0; i < s.probs.size(); ++i) {
+            uint16_t v;
+            std::memcpy(&v, h + 2 * i, 2);
+            s.probs[i] = f16_to_f32(v);
+        }
     } else if (pv.nbytes) {
         std::memcpy(s.probs.data(), pv.data, pv.nbytes);
     }

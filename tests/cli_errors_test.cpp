@@ -117,3 +117,32 @@ TEST(CliErrors, CompareRefusesUnpairableRuns) {
     EXPECT_TRUE(fs::exists(dir / "b" / "compare.md"));
     EXPECT_TRUE(fs::exists(dir / "b" / "compare.csv"));
 }
+
+// 7.: --resume trusts only shards whose bytes match the checksum in the manifest (a truncated or empty
+// shard is recorded again, to the same bytes), and refuses a corpus whose content changed.
+TEST(CliErrors, ResumeVerifiesShardsAndCorpus) {
+    const auto dir = temp_dir("cli_resume");
+    write(dir / "c.tsv",
+          "id\tlang\tdomain\ttext\na\teng_Latn\tweb\tHello world.\nb\teng_Latn\tweb\tA second line.\n"
+          "c\teng_Latn\tweb\tThe third one.\n");
+    const auto out = dir / "t";
+    const std::string args = "trace --model " + tiny_model("qwen3moe") +
+                             " --threads 1 --no-progress --shard-seqs 1 --out " + out.string() +
+                             " --corpus tsv:";
+    ASSERT_EQ(run_cli(args + (dir / "c.tsv").string()).exit_code, 0);
+    const std::string shard0 = slurp(out / "shard-00000.safetensors"),
+                      shard1 = slurp(out / "shard-00001.safetensors");
+    std::ofstream(out / "shard-00000.safetensors", std::ios::trunc).close();  // empty
+    fs::resize_file(out / "shard-00001.safetensors", shard1.size() / 2);      // truncated
+    const auto r = run_cli(args + (dir / "c.tsv").string() + " --resume");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(slurp(out / "shard-00000.safetensors"), shard0);
+    EXPECT_EQ(slurp(out / "shard-00001.safetensors"), shard1);
+    const auto info = run_cli("analyze " + out.string() + " --out " + (dir / "a").string());
+    EXPECT_EQ(info.exit_code, 0) << info.err;
+    // same row count, other text
+    write(dir / "c.tsv",
+          "id\tlang\tdomain\ttext\na\teng_Latn\tweb\tHello world!\nb\teng_Latn\tweb\tA second line.\n"
+          "c\teng_Latn\tweb\tThe third one.\n");
+    expect_clean_error(run_cli(args + (dir / "c.tsv").string() + " --resume"), "corpus content");
+}

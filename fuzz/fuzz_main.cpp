@@ -20,6 +20,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -402,7 +406,7 @@ void run_target(const std::string & target, const Bytes & in, Ctx & c) {
 const Bytes * g_current = nullptr;
 char g_crash_name[256] = "crash";
 
-extern "C" void on_fatal(int sig) {
+extern "C" void save_current() {
     if (g_current) {
         const int fd = ::open(g_crash_name, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd >= 0) {
@@ -411,6 +415,10 @@ extern "C" void on_fatal(int sig) {
             ::close(fd);
         }
     }
+}
+
+extern "C" void on_fatal(int sig) {
+    save_current();
     ::signal(sig, SIG_DFL);
     ::raise(sig);
 }
@@ -470,6 +478,9 @@ int main(int argc, char ** argv) {
         }
     }
     for (const int s : {SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGILL}) ::signal(s, on_fatal);
+#if defined(__SANITIZE_ADDRESS__)
+    __sanitizer_set_death_callback(save_current);  // sanitizer reports may end the process by _exit
+#endif
     const bool binary = target == "safetensors" || target == "shard";
 
     int64_t n_ok = 0, n_error = 0, n_findings = 0;

@@ -71,6 +71,7 @@ p[7] = math.inf
 put("shard", "inf-prob", shard(probs=p))
 put("shard", "negative-seq-offset", shard(offsets=(-1, 2, 3, 3)))
 put("shard", "decreasing-seq-offset", shard(offsets=(0, 3, 2, 3)))
+put("shard", "seq-offset-int64-min", shard(offsets=(0, 2, -2**63, 3)))  # UBSan: INT64_MIN - 2 (rs_fuzz)
 put("shard", "expert-id-out-of-range", shard(topk=[0, 4] * 6))
 put("shard", "negative-expert-id", shard(topk=[-1, 0] * 6))
 put("shard", "wrong-corpus-position", shard(index=(0, 1, 7)))

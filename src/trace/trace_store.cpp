@@ -419,6 +419,9 @@ TraceShard parse_shard(const std::string & path, std::vector<uint8_t> bytes, con
             if (!x.is_string()) throw bad("metadata seq_ids holds a non-string id");
     }
     if (offset[0] != 0 || offset[(size_t)S] != T) throw bad("seq_offset does not span the tokens");
+    for (int64_t i = 0; i < S; ++i)  // before any difference is taken (INT64_MIN − x overflows)
+        if (offset[(size_t)i + 1] < offset[(size_t)i])
+            throw bad(fmt::format("seq_offset decreases at {}", i + 1));
     for (int64_t i = 0; i < S; ++i) {
         TraceSeq q;
         q.index = index[i], q.group = group[i], q.lang = lang[i], q.domain = domain[i];

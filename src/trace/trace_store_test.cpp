@@ -235,6 +235,9 @@ TEST(TraceHardening, NonFiniteOrNegativeProbabilitiesAndBadOffsets) {
         EXPECT_NE(error_of([&] { rs::read_shard(dir, m, 0); }).find("seq_offset"), std::string::npos);
         replace_tensor(dir, "seq_offset", std::vector<int64_t>{0, 3, 2}, {3});  // decreasing
         EXPECT_THROW(rs::read_shard(dir, m, 0), rs::Error);
+        // found by rs_fuzz under UBSan: the length INT64_MIN − 2 overflowed before the check
+        replace_tensor(dir, "seq_offset", std::vector<int64_t>{0, INT64_MIN, 3}, {3});
+        EXPECT_NE(error_of([&] { rs::read_shard(dir, m, 0); }).find("seq_offset decreases"), std::string::npos);
     }
     {
         const auto dir = written_trace("ids", m);

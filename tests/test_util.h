@@ -80,10 +80,13 @@ inline CliResult run_cli(const std::string & args) {
     return r;
 }
 
-// A bad-input run: exit code 1 (not a crash), one line on stderr starting with "routescope: error:".
+// A bad-input run: exit code 1 (not a crash), one line on stderr starting with "routescope: ", never a
+// raw library exception text (issue #15).
 inline void expect_clean_error(const CliResult & r, const std::string & needle) {
     EXPECT_EQ(r.exit_code, 1) << r.err;
-    EXPECT_EQ(r.err.rfind("routescope: error: ", 0), 0u) << r.err;
+    EXPECT_EQ(r.err.rfind("routescope: ", 0), 0u) << r.err;
+    EXPECT_EQ(r.err.find("json.exception"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("terminate called"), std::string::npos) << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
     EXPECT_NE(r.err.find(needle), std::string::npos) << "expected '" << needle << "' in: " << r.err;
 }

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -50,9 +51,13 @@ struct TraceManifest {
     std::vector<std::string> langs;
     std::vector<std::string> domains;
     int64_t n_sequences = 0;  // sequences the run covers (after --limit)
+    std::string
+        corpus_sha256;  // SHA-256 of the corpus content (ids, languages, groups, texts); resume checks it
     int seqs_per_shard = 0;
     std::string probs_dtype = "f16";  // f16 | f32
     bool has_logits = false;
+    std::map<int64_t, std::string>
+        shard_sha256;  // SHA-256 of each shard file written; resume and reading verify it
     nlohmann::json options = nlohmann::json::object();  // batch size, max tokens, threads, steering spec …
 };
 
@@ -100,20 +105,29 @@ std::string shard_file_name(int64_t shard);  // "shard-00042.safetensors"
 // Writes manifest.json atomically (temp file + rename).
 void write_manifest(const std::string & dir, const TraceManifest & m);
 
-// Writes one shard atomically. probs/logits are given in f32; probs are stored as m.probs_dtype.
-void write_shard(const std::string & dir, int64_t shard, const TraceManifest & m, const TraceShard & s);
+// Writes one shard atomically and returns its SHA-256 (for m.shard_sha256). probs/logits are given in
+// f32; probs are stored as m.probs_dtype.
+std::string write_shard(const std::string & dir, int64_t shard, const TraceManifest & m,
+                        const TraceShard & s);
 
 // Prepares `dir` for a run. If it holds no trace, creates it. If it holds a trace of the same model
-// and corpus and options and `resume` is set, returns the shard indices already complete.
-// Otherwise throws rs::Error (a different model's trace, or an existing trace without --resume).
-std::vector<int64_t> prepare_trace_dir(const std::string & dir, const TraceManifest & m, bool resume);
+// and corpus (content hash included) and options and `resume` is set, returns the shard indices already
+// complete: those whose bytes match their recorded checksum (m.shard_sha256 is set to them). Truncated,
+// empty or replaced shards are not done. Writes m as manifest.json. Otherwise throws rs::Error (a
+// different model's trace, or an existing trace without --resume).
+std::vector<int64_t> prepare_trace_dir(const std::string & dir, TraceManifest & m, bool resume);
 
 // ---------------------------------------------------------------------------------------------
 // Reading
 
 TraceManifest read_manifest(const std::string & dir);  // throws rs::Error with a hint
 int64_t trace_n_shards(const TraceManifest & m);
+// Reads and validates shard `shard` (checksum when the manifest has one, shapes, ids, offsets, finite
+// probabilities); throws rs::Error naming the file.
 TraceShard read_shard(const std::string & dir, const TraceManifest & m, int64_t shard);
+// The same from the file's bytes (no checksum): the fuzz target's entry.
+TraceShard parse_shard(const std::string & path, std::vector<uint8_t> bytes, const TraceManifest & m,
+                       int64_t shard);
 
 // The shard indices present on disk (complete files), ascending.
 std::vector<int64_t> list_shards(const std::string & dir);

@@ -2,7 +2,10 @@
 // Formulas come from src/metrics: Eq. 2 divergence summary and bootstrap (divergence.h), middle-layer rule
 // (middle_layers.h), Pearson/Spearman (stats.h), RISE isolation/specificity/overlap (language_experts.h),
 // unpaired domain divergence (divergence.h), average-linkage clustering (cluster.h).
+#include <algorithm>
+#include <cctype>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -61,7 +64,7 @@ AnalyzeReport write_analysis(const AnalyzeState & st) {
     const int n_lang = (int)st.langs.size();
     const std::string & model = ts.model;
     const std::string out = opt.out_dir;
-    fs::create_directories(out);
+    OutputFiles files;  // every table appears together at the end, or none does (issue #15)
     AnalyzeReport rep;
     rep.n_sequences = st.n_sequences;
     rep.n_tokens = st.n_tokens;
@@ -98,7 +101,7 @@ AnalyzeReport write_analysis(const AnalyzeState & st) {
             div_csv.field(pd.n_pairs).field(pd.n_undefined);
             div_csv.end_row();
         }
-    write_file_atomic(out + "/divergence.csv", div_csv.str());
+    files.add(out + "/divergence.csv", div_csv.str());
 
     // ---- middle layers: the automatic rule on the mean non-pivot curve, or --middle
     std::vector<std::optional<double>> curve_in;
@@ -136,8 +139,8 @@ AnalyzeReport write_analysis(const AnalyzeState & st) {
             con_csv.end_row();
         }
     }
-    write_file_atomic(out + "/entropy.csv", ent_csv.str());
-    write_file_atomic(out + "/consistency.csv", con_csv.str());
+    files.add(out + "/entropy.csv", ent_csv.str());
+    files.add(out + "/consistency.csv", con_csv.str());
 
     // ---- language × language divergence and clustering (Chen et al.: routing follows families)
     std::vector<int> pl;  // languages that have parallel sequences
@@ -174,8 +177,8 @@ AnalyzeReport write_analysis(const AnalyzeState & st) {
         clusters["layers"].push_back(std::move(c));
     }
     clusters["middle"] = mid.empty() ? json(nullptr) : clustering_json(mid_dist, pl_names);
-    write_file_atomic(out + "/pairwise.csv", pw_csv.str());
-    write_file_atomic(out + "/clusters.json", clusters.dump(1) + "\n");
+    files.add(out + "/pairwise.csv", pw_csv.str());
+    files.add(out + "/clusters.json", clusters.dump(1) + "\n");
 
     // ---- correlation of Div(lang, l) with per-language scores (first trace row of each language)
     json corr_summary = nullptr;
@@ -222,7 +225,7 @@ AnalyzeReport write_analysis(const AnalyzeState & st) {
             xm.push_back(mean_defined(v));
         }
         corr_summary = corr(xm, nullptr);
-        write_file_atomic(out + "/correlation.csv", cc.str());
+        files.add(out + "/correlation.csv", cc.str());
     }
 
     // ---- RISE routing isolation, specificity and overlap (our operationalisation, language_experts.h)
@@ -260,8 +263,8 @@ AnalyzeReport write_analysis(const AnalyzeState & st) {
             rise_csv.end_row();
         }
     }
-    write_file_atomic(out + "/isolation.csv", iso_csv.str());
-    write_file_atomic(out + "/experts_rise.csv", rise_csv.str());
+    files.add(out + "/isolation.csv", iso_csv.str());
+    files.add(out + "/experts_rise.csv", rise_csv.str());
 
     // ---- unpaired divergence between domains (corpus-mean q)
     Csv dom_csv({"model", "layer", "domain_a", "domain_b", "div"});
@@ -281,7 +284,7 @@ AnalyzeReport write_analysis(const AnalyzeState & st) {
                 dom_csv.field(d);
                 dom_csv.end_row();
             }
-    write_file_atomic(out + "/domains.csv", dom_csv.str());
+    files.add(out + "/domains.csv", dom_csv.str());
 
     // ---- summary.json: headline numbers over the middle layers (all layers when there is no range)
     json js;
@@ -342,7 +345,8 @@ AnalyzeReport write_analysis(const AnalyzeState & st) {
     js["n_undefined_pairs"] = rep.n_undefined_pairs;
     js["n_undefined_domain_pairs"] = n_undefined_domains;
     if (!opt.scores.empty()) js["correlation"] = corr_summary;
-    write_file_atomic(out + "/summary.json", js.dump(1) + "\n");
+    files.add(out + "/summary.json", js.dump(1) + "\n");
+    files.commit({out + "/correlation.csv"});  // a correlation.csv of an earlier --scores run is not ours
     return rep;
 }
 
@@ -352,36 +356,83 @@ namespace rs {
 
 AnalyzeReport run_analyze(const AnalyzeOptions & opt) {
     if (opt.out_dir.empty()) throw Error("no output directory (--out)");
+    if (opt.bootstrap_resamples < 1)
+        throw Error(
+            fmt::format("--bootstrap {} must be at least 1 (resamples of the CI)", opt.bootstrap_resamples));
     const auto t0 = std::chrono::steady_clock::now();
+    {  // cheap checks before the traces are streamed: --middle inside the model, --scores languages known
+        const analysis::TraceSet ts = analysis::load_trace_set(opt.traces);
+        if (opt.middle) analysis::select_slots(ts, opt.middle, "--middle");
+        if (!opt.scores.empty()) {
+            const auto scores = read_scores(opt.scores);
+            for (const auto & [lang, v] : scores) {
+                bool known = false;
+                for (const auto & m : ts.manifests)
+                    known = known || std::find(m.langs.begin(), m.langs.end(), lang) != m.langs.end();
+                if (!known)
+                    throw Error(
+                        fmt::format("{}: language {} is in no trace (languages: {}) (remove the row or "
+                                    "add the language to a trace)",
+                                    opt.scores, lang, analysis::join(ts.first().langs)));
+            }
+        }
+    }
     const analysis::AnalyzeState st = analysis::accumulate_traces(opt);
     AnalyzeReport rep = analysis::write_analysis(st);
     rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return rep;
 }
 
-// analysis.h: a header line, then lang TAB score.
+// analysis.h: a header line (two columns, the second not a number), then lang TAB score; each language
+// once, every score a whole finite number ("0.3xyz" and NaN are refused).
 std::map<std::string, double> read_scores(const std::string & path) {
     std::ifstream f(path);
-    if (!f) throw Error("scores file not found: " + path);
+    std::error_code ec;
+    if (!f || !std::filesystem::is_regular_file(path, ec))
+        throw Error(fmt::format("{}: scores file not found or not a file (check --scores)", path));
     std::map<std::string, double> out;
     std::string line;
     int n = 0;
+    auto number = [](const std::string & t, double & v) {
+        size_t used = 0;
+        try {
+            v = std::stod(t, &used);
+        } catch (const std::exception &) {
+            return false;
+        }
+        return !t.empty() && used == t.size() && !std::isspace((unsigned char)t[0]);
+    };
     while (std::getline(f, line)) {
         ++n;
         if (!line.empty() && line.back() == '\r') line.pop_back();
-        if (n == 1 || line.empty()) continue;  // header
         const size_t tab = line.find('\t');
-        size_t used = 0;
-        double v = 0.0;
-        try {
-            v = std::stod(line.substr(tab == std::string::npos ? line.size() : tab + 1), &used);
-        } catch (const std::exception &) {
-            used = 0;
+        if (n == 1) {  // header
+            double v = 0.0;
+            if (tab == std::string::npos || line.find('\t', tab + 1) != std::string::npos)
+                throw Error(fmt::format(
+                    "{}:1: the header must be two tab-separated columns, e.g. lang<TAB>score", path));
+            if (number(line.substr(tab + 1), v))
+                throw Error(fmt::format(
+                    "{}:1: looks like data, not a header (add a first line lang<TAB>score)", path));
+            continue;
         }
-        if (tab == std::string::npos || tab == 0 || used == 0 || !std::isfinite(v))
-            throw Error(fmt::format("{}:{}: expected lang<TAB>score", path, n));
-        out[line.substr(0, tab)] = v;
+        if (line.empty()) continue;
+        double v = 0.0;
+        const bool ok = tab != std::string::npos && tab > 0 &&
+                        line.find('\t', tab + 1) == std::string::npos && number(line.substr(tab + 1), v);
+        if (!ok) throw Error(fmt::format("{}:{}: expected lang<TAB>score with a number as score", path, n));
+        if (!std::isfinite(v))
+            throw Error(fmt::format("{}:{}: the score is not finite (give a number)", path, n));
+        const std::string lang = line.substr(0, tab);
+        if (out.count(lang))
+            throw Error(
+                fmt::format("{}:{}: language {} appears twice (keep one row per language)", path, n, lang));
+        out[lang] = v;
     }
+    if (n == 0)
+        throw Error(
+            fmt::format("{}: empty scores file (a header lang<TAB>score, then one row per language)", path));
+    if (out.empty()) throw Error(fmt::format("{}: no score rows after the header", path));
     return out;
 }
 

@@ -98,10 +98,20 @@ TraceSet load_trace_set(const std::vector<std::string> & dirs) {
         ts.manifests.push_back(read_manifest(d));
         const auto & m = ts.manifests.back();
         const auto shards = list_shards(d);
-        if ((int64_t)shards.size() != trace_n_shards(m))
-            throw Error("trace " + d + " is incomplete (" + std::to_string(shards.size()) + " of " +
-                        std::to_string(trace_n_shards(m)) +
-                        " shards); finish it with `routescope trace --resume`");
+        int64_t n_present = 0;  // shards 0..n-1; a stray shard index beyond them is corruption
+        for (const int64_t k : shards) {
+            if (k >= trace_n_shards(m))
+                throw Error(
+                    fmt::format("{}: holds {} but manifest.json describes {} shards (n_sequences {}); "
+                                "(re-record the trace)",
+                                d, shard_file_name(k), trace_n_shards(m), m.n_sequences));
+            ++n_present;
+        }
+        if (n_present != trace_n_shards(m))
+            throw Error(
+                fmt::format("{}: trace is incomplete ({} of {} shards) (finish it with `routescope "
+                            "trace --resume`)",
+                            d, n_present, trace_n_shards(m)));
     }
     const auto & a = ts.first();
     for (size_t i = 1; i < ts.manifests.size(); ++i) {
@@ -124,6 +134,9 @@ TraceSet load_trace_set(const std::vector<std::string> & dirs) {
 
 std::vector<int> select_slots(const TraceSet & ts, const std::optional<LayerRange> & range,
                               const char * what) {
+    if (range && range->last >= ts.first().n_layer)
+        throw Error(fmt::format("{} {}:{} is outside the model's blocks 0..{} (give a range inside them)",
+                                what, range->first, range->last, ts.first().n_layer - 1));
     std::vector<int> slots;
     for (int s = 0; s < ts.n_moe; ++s)
         if (!range || range->contains(ts.moe_layers[(size_t)s])) slots.push_back(s);

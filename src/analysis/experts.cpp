@@ -30,6 +30,11 @@ json layered(const std::vector<int> & slots, const std::vector<int> & moe_layers
 ExpertsReport run_experts(const ExpertsOptions & opt) {
     const auto t0 = std::chrono::steady_clock::now();
     if (opt.out.empty()) throw Error("no output file (--out)");
+    // Δ (Eq. 3) is a difference of activation frequencies, in [−1, 1]: τ outside [−1, 1) (or NaN) selects
+    // every or no expert by construction
+    if (!(opt.tau >= -1.0 && opt.tau < 1.0))
+        throw Error(
+            fmt::format("--tau {} must be a number in [-1, 1) (Δ is a difference of frequencies)", opt.tau));
     const analysis::TraceSet ts = analysis::load_trace_set(opt.traces);
     const auto slots = analysis::select_slots(ts, opt.layers, "--layers");
     const size_t n_sl = slots.size();
@@ -207,11 +212,13 @@ ExpertsReport run_experts(const ExpertsOptions & opt) {
             if ((int)g != baseline) rep.n_seq_target += n_seq[g];
         rep.n_seq_baseline = n_seq[(size_t)baseline];
     }
-    write_file_atomic(opt.out, j.dump(1) + "\n");
     std::string csv_path = opt.out_csv;
     if (csv_path.empty()) csv_path = std::filesystem::path(opt.out).replace_extension(".csv").string();
     if (csv_path == opt.out) csv_path += ".csv";
-    write_file_atomic(csv_path, csv.str());
+    OutputFiles files;  // the JSON and its CSV appear together or not at all
+    files.add(opt.out, j.dump(1) + "\n");
+    files.add(csv_path, csv.str());
+    files.commit();
     rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return rep;
 }

@@ -19,8 +19,12 @@ void add_analyze(CLI::App & app) {
     cmd->add_option("--middle", *middle, "middle layers FIRST:LAST (block indices; default: automatic)");
     cmd->add_option("--seed", opt->seed, "seed of the consistency pairs and the bootstrap")
         ->capture_default_str();
-    cmd->add_option("--bootstrap", opt->bootstrap_resamples, "bootstrap resamples")->capture_default_str();
-    cmd->add_option("--threads,-t", opt->n_threads, "CPU threads (0: all cores)")->capture_default_str();
+    cmd->add_option("--bootstrap", opt->bootstrap_resamples, "bootstrap resamples")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    cmd->add_option("--threads,-t", opt->n_threads, "CPU threads (0: all cores)")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
     cmd->add_option("--out,-o", opt->out_dir, "output directory")->required();
     cmd->footer(
         "Writes divergence.csv, entropy.csv, consistency.csv, pairwise.csv, isolation.csv, "

@@ -22,7 +22,9 @@ void add_compare(CLI::App & app) {
         ->capture_default_str();
     cmd->add_option("--low-resource", o->low,
                     "comma-separated low-resource set (default: ben_Beng,swh_Latn,tel_Telu)");
-    cmd->add_option("--resamples", o->c.bootstrap.n_resamples, "bootstrap resamples")->capture_default_str();
+    cmd->add_option("--resamples", o->c.bootstrap.n_resamples, "bootstrap resamples")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
     cmd->add_option("--seed", o->c.bootstrap.seed, "bootstrap seed")->capture_default_str();
     cmd->add_option("--out,-o", o->out,
                     "where compare.md and compare.csv go (default: the steered directory)");

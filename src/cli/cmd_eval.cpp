@@ -18,7 +18,8 @@ void add_eval(CLI::App & app) {
     cmd->add_option("--langs,-l", *langs, "comma-separated languages (default: all the task's data has)");
     cmd->add_option("--shots", job->n_shot, "MGSM exemplars (from the same language file)")
         ->capture_default_str();
-    cmd->add_option("--limit", job->limit, "evaluate the first N items of each language");
+    cmd->add_option("--limit", job->limit, "evaluate the first N items of each language")
+        ->check(CLI::NonNegativeNumber);
     cmd->add_option("--steer", job->steer, "steering spec (JSON)");
     cmd->add_option("--out,-o", job->out, "output directory (results.csv, summary.csv, details.jsonl)")
         ->required();
@@ -35,7 +36,9 @@ void add_eval(CLI::App & app) {
     cmd->add_option("--ctx", job->n_ctx, "KV cache tokens (prompts + outputs of running generations)")
         ->capture_default_str();
     cmd->add_option("--batch-seqs", job->n_seq_max, "sequences per llama_decode")->capture_default_str();
-    cmd->add_option("--threads,-t", job->n_threads, "CPU threads (0: all cores)")->capture_default_str();
+    cmd->add_option("--threads,-t", job->n_threads, "CPU threads (0: all cores)")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
     cmd->add_option("--gpu-layers,--ngl", job->n_gpu_layers, "layers to offload to a GPU or an --rpc server")
         ->capture_default_str();
     cmd->add_option("--rpc", job->rpc_servers,

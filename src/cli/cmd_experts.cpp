@@ -21,7 +21,9 @@ void add_experts(CLI::App & app) {
     cmd->add_option("--pivot", opt->pivot, "pivot language with --multilingual")->capture_default_str();
     cmd->add_option("--tau", opt->tau, "select experts with Δ > τ")->capture_default_str();
     cmd->add_option("--layers", *layers, "restrict to layers FIRST:LAST (block indices)");
-    cmd->add_option("--threads,-t", opt->n_threads, "CPU threads (0: all cores)")->capture_default_str();
+    cmd->add_option("--threads,-t", opt->n_threads, "CPU threads (0: all cores)")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
     cmd->add_option("--out,-o", opt->out, "output JSON (the input of steering)")->required();
     cmd->add_option("--csv", opt->out_csv, "output CSV (default: --out with .csv)");
     cmd->footer(

@@ -16,7 +16,7 @@ void add_ppl(CLI::App & app) {
     cmd->add_option("--model,-m", job->model, "GGUF model file")->required();
     cmd->add_option("--corpus,-c", job->corpus, "flores:DIR | tsv:FILE | jsonl:FILE")->required();
     cmd->add_option("--langs,-l", *langs, "comma-separated languages (default: all)");
-    cmd->add_option("--limit", job->limit, "first N sentences per language");
+    cmd->add_option("--limit", job->limit, "first N sentences per language")->check(CLI::NonNegativeNumber);
     cmd->add_option("--max-tokens", job->max_tokens, "truncate sequences to N tokens")->capture_default_str();
     cmd->add_option("--threads,-t", job->n_threads, "CPU threads (0: all cores)")->capture_default_str();
     cmd->add_option("--out,-o", *out, "also write the table as CSV");

@@ -65,7 +65,8 @@ void add_sweep(CLI::App & app) {
                     "use the Δ of this language (experts --multilingual output)");
     cmd->add_option("--langs,-l", raw->langs, "comma-separated languages (default: all the task's data has)");
     cmd->add_option("--shots", job->n_shot, "MGSM exemplars")->capture_default_str();
-    cmd->add_option("--limit", job->limit, "items per language before the split");
+    cmd->add_option("--limit", job->limit, "items per language before the split")
+        ->check(CLI::NonNegativeNumber);
     cmd->add_option("--dev-fraction", job->dev_fraction, "share of items tuned on")->capture_default_str();
     cmd->add_option("--seed", job->seed, "split and force-jitter seed")->capture_default_str();
     cmd->add_option("--pivot", job->pivot, "language left out of the dev score")->capture_default_str();

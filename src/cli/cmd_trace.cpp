@@ -14,7 +14,8 @@ void add_trace(CLI::App & app) {
     cmd->add_option("--model,-m", job->model, "GGUF model file")->required();
     cmd->add_option("--corpus,-c", job->corpus, "flores:DIR | tsv:FILE | jsonl:FILE")->required();
     cmd->add_option("--langs,-l", *langs, "comma-separated language codes (default: all in the corpus)");
-    cmd->add_option("--limit", job->limit, "keep the first N parallel groups (or sequences if unpaired)");
+    cmd->add_option("--limit", job->limit, "keep the first N parallel groups (or sequences if unpaired)")
+        ->check(CLI::NonNegativeNumber);
     cmd->add_option("--out,-o", job->out, "output trace directory")->required();
     cmd->add_flag("--resume", job->resume, "continue an interrupted trace in --out");
     cmd->add_option("--max-tokens", job->max_tokens, "truncate sequences to N tokens")->capture_default_str();
@@ -25,7 +26,9 @@ void add_trace(CLI::App & app) {
     cmd->add_option("--dtype", job->probs_dtype, "storage type of p: f16 | f32")->capture_default_str();
     cmd->add_flag("--logits", job->logits, "also store the raw pre-gating logits (f32)");
     cmd->add_option("--steer", job->steer, "steering spec (JSON): record routing under steering");
-    cmd->add_option("--threads,-t", job->n_threads, "CPU threads (0: all cores)")->capture_default_str();
+    cmd->add_option("--threads,-t", job->n_threads, "CPU threads (0: all cores)")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
     cmd->add_option("--gpu-layers,--ngl", job->n_gpu_layers, "layers to offload to a GPU or an --rpc server")
         ->capture_default_str();
     cmd->add_option("--rpc", job->rpc_servers,

@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include <nlohmann/json.hpp>
+
 #include "commands.h"
 #include "routescope/common.h"
 #include "routescope/resources.h"
@@ -30,6 +32,13 @@ std::vector<std::string> split_list(const std::string & s) {
 
 }  // namespace rs::cli
 
+// A message on one line: embedded newlines (a quoted input line, a library message) become spaces.
+static std::string one_line(std::string s) {
+    for (char & c : s)
+        if (c == '\n' || c == '\r') c = ' ';
+    return s;
+}
+
 int main(int argc, char ** argv) {
     CLI::App app{"routescope: record, analyse and steer the expert routing of MoE language models"};
     app.require_subcommand(1);
@@ -47,15 +56,29 @@ int main(int argc, char ** argv) {
     rs::cli::add_train(app);
     rs::cli::add_ppl(app);
     rs::cli::add_report(app);
+    // One error style for bad input everywhere (issue #15): `routescope: <file>: <what> (<what to do>)`,
+    // one line, exit 1. Help and version requests keep CLI11's output and exit 0.
     try {
         app.parse(argc, argv);
-    } catch (const CLI::ParseError & e) {
+    } catch (const CLI::CallForHelp & e) {
         return app.exit(e);
+    } catch (const CLI::CallForAllHelp & e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion & e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError & e) {
+        if (e.get_exit_code() == 0) return app.exit(e);
+        std::fprintf(stderr, "routescope: %s (see `routescope --help`)\n", one_line(e.what()).c_str());
+        return 1;
     } catch (const rs::Error & e) {
-        std::fprintf(stderr, "routescope: error: %s\n", e.what());
+        std::fprintf(stderr, "routescope: %s\n", one_line(e.what()).c_str());
+        return 1;
+    } catch (const nlohmann::json::exception & e) {  // a JSON value of the wrong type that escaped a check
+        std::fprintf(stderr, "routescope: unexpected JSON value: %s (check the JSON files given)\n",
+                     one_line(rs::json_error_text(e.what())).c_str());
         return 1;
     } catch (const std::exception & e) {  // e.g. filesystem errors: still one line, never a crash
-        std::fprintf(stderr, "routescope: error: %s\n", e.what());
+        std::fprintf(stderr, "routescope: %s\n", one_line(e.what()).c_str());
         return 1;
     }
     return 0;

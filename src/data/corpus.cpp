@@ -177,9 +177,19 @@ void check_row(const Sequence & s, const std::string & where, std::unordered_set
     nonempty(s.id, "id");
     nonempty(s.lang, "lang");
     nonempty(s.text, "text");
+    for (const auto & [v, name] : {std::pair{&s.id, "id"}, {&s.lang, "lang"}, {&s.domain, "domain"}})
+        if (!is_valid_utf8(*v))
+            throw Error(
+                fmt::format("{}: the {} is not valid UTF-8 (re-encode the file as UTF-8)", where, name));
+    for (const auto & [v, name] : {std::pair{&s.id, "id"}, {&s.lang, "lang"}, {&s.domain, "domain"}})
+        if (std::any_of(v->begin(), v->end(), [](char c) { return (unsigned char)c < 0x20 || c == 0x7f; }))
+            throw Error(
+                fmt::format("{}: the {} contains a control character (ids, languages and domains are "
+                            "names on one line)",
+                            where, name));
     if (s.group < -1)
         throw Error(fmt::format("{}: bad group {} (0-based, or -1 for unpaired)", where, s.group));
-    if (!ids.insert(s.id).second) throw Error(fmt::format("{}: duplicate id '{}'", where, s.id));
+    if (!ids.insert(s.id).second) throw Error(fmt::format("{}: duplicate id '{}'", where, printable(s.id)));
 }
 
 std::vector<Sequence> read_tsv(const fs::path & path) {
@@ -232,7 +242,8 @@ std::vector<Sequence> read_jsonl(const fs::path & path) {
         try {
             j = nlohmann::json::parse(lines[i]);
         } catch (const nlohmann::json::exception & e) {
-            throw Error(fmt::format("{}: bad JSON ({})", where, e.what()));
+            throw Error(fmt::format("{}: bad JSON: {} (one JSON object per line, UTF-8)", where,
+                                    json_error_text(e.what())));
         }
         if (!j.is_object()) throw Error(fmt::format("{}: expected a JSON object per line", where));
         auto str = [&](const char * key, bool required) -> std::string {
@@ -287,7 +298,8 @@ Corpus load_rows(const std::string & spec, std::vector<Sequence> rows, const Cor
             const bool new_group = c.seqs.empty() || s.group != c.seqs.back().group;
             if (!new_group && s.lang == c.seqs.back().lang)
                 throw Error(fmt::format("{}: ids '{}' and '{}' are both group {} in {}", spec,
-                                        c.seqs.back().id, s.id, s.group, s.lang));
+                                        printable(c.seqs.back().id), printable(s.id), s.group,
+                                        printable(s.lang)));
             if (new_group && ++n_groups > limit) break;
             c.seqs.push_back(std::move(s));
         }

@@ -253,3 +253,35 @@ TEST(Corpus, JsonlErrors) {
 }
 
 }  // namespace
+
+// Issue #15: bad UTF-8 in an id, lang or domain is a one-line error naming FILE:LINE (it used to surface
+// as a raw JSON exception when the manifest was written, after the trace directory was created).
+TEST(CorpusHardening, BadUtf8IsNamed) {
+    const auto dir = std::filesystem::path(testing::TempDir()) / "rs_corpus_utf8";
+    std::filesystem::create_directories(dir);
+    const auto tsv = dir / "bad.tsv";
+    std::ofstream(tsv, std::ios::binary) << "id\tlang\tdomain\ttext\na\xff\teng_Latn\tweb\thello\n";
+    try {
+        rs::load_corpus("tsv:" + tsv.string(), {});
+        ADD_FAILURE();
+    } catch (const rs::Error & e) {
+        const std::string m = e.what();
+        EXPECT_NE(m.find("bad.tsv:2: the id is not valid UTF-8"), std::string::npos) << m;
+    }
+    std::ofstream(tsv, std::ios::binary)
+        << "id\tlang\tdomain\ttext\na\teng_Latn\tw\xc0\xaf\thello\n";  // overlong
+    EXPECT_THROW(rs::load_corpus("tsv:" + tsv.string(), {}), rs::Error);
+    std::ofstream(tsv, std::ios::binary)
+        << "id\tlang\tdomain\ttext\na\teng_Latn\t\xe2\x82\xac\thello\n";  // €
+    EXPECT_NO_THROW(rs::load_corpus("tsv:" + tsv.string(), {}));
+    const auto jl = dir / "bad.jsonl";
+    std::ofstream(jl, std::ios::binary) << "{\"id\": \"a\xff\", \"lang\": \"eng_Latn\", \"text\": \"x\"}\n";
+    try {
+        rs::load_corpus("jsonl:" + jl.string(), {});
+        ADD_FAILURE();
+    } catch (const rs::Error & e) {
+        const std::string m = e.what();
+        EXPECT_EQ(m.find("json.exception"), std::string::npos) << m;
+        EXPECT_NE(m.find("bad.jsonl:1"), std::string::npos) << m;
+    }
+}

@@ -50,7 +50,8 @@ void for_each_jsonl(const fs::path & path, std::string_view what, F && f) {
         try {
             f(nlohmann::json::parse(lines[i]), where, i);
         } catch (const nlohmann::json::exception & e) {
-            throw Error(fmt::format("{}: bad record ({})", where, e.what()));
+            throw Error(
+                fmt::format("{}: bad record: {} (fix the data file)", where, json_error_text(e.what())));
         }
     }
 }
@@ -186,7 +187,8 @@ std::vector<McItem> select_global_mmlu_sample(std::span<const McItem> items,
     try {
         j = nlohmann::json::parse(read_text(indices_file, "global-mmlu"));
     } catch (const nlohmann::json::exception & e) {
-        throw Error(fmt::format("global-mmlu: {}: bad JSON ({})", indices_file, e.what()));
+        throw Error(fmt::format("{}: bad JSON: {} (global-mmlu indices file)", indices_file,
+                                json_error_text(e.what())));
     }
     if (!j.is_object() || j.empty())
         throw Error(fmt::format("global-mmlu: {}: expected {{subject: [row index, ...]}}", indices_file));

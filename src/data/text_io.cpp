@@ -1,6 +1,7 @@
 // Text file helpers shared by the dataset readers; see text_io.h.
 #include "text_io.h"
 
+#include <cstdint>
 #include <fstream>
 
 #include <fmt/format.h>
@@ -35,6 +36,37 @@ std::vector<std::string_view> split_lines(std::string_view s) {
         pos = end + 1;
     }
     return out;
+}
+
+bool is_valid_utf8(std::string_view s) {
+    size_t i = 0;
+    const size_t n = s.size();
+    while (i < n) {
+        const auto c = (unsigned char)s[i];
+        if (c < 0x80) {
+            ++i;
+            continue;
+        }
+        int len = 0;
+        uint32_t cp = 0, min = 0;
+        if ((c & 0xe0) == 0xc0)
+            len = 2, cp = c & 0x1f, min = 0x80;
+        else if ((c & 0xf0) == 0xe0)
+            len = 3, cp = c & 0x0f, min = 0x800;
+        else if ((c & 0xf8) == 0xf0)
+            len = 4, cp = c & 0x07, min = 0x10000;
+        else
+            return false;
+        if (i + (size_t)len > n) return false;
+        for (int k = 1; k < len; ++k) {
+            const auto d = (unsigned char)s[i + (size_t)k];
+            if ((d & 0xc0) != 0x80) return false;
+            cp = (cp << 6) | (d & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+        i += (size_t)len;
+    }
+    return true;
 }
 
 }  // namespace rs

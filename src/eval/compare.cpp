@@ -11,6 +11,7 @@
 #include <map>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "routescope/common.h"
 #include "routescope/eval_compare.h"
@@ -212,6 +213,35 @@ std::string comparison_csv(const ComparisonTable & t) {
 std::vector<ComparisonTable> compare_result_dirs(const std::string & base_dir,
                                                  const std::string & steered_dir, const std::string & task,
                                                  const CompareOptions & opt, const std::string & out_dir) {
+    if (opt.bootstrap.n_resamples < 1)
+        throw Error(fmt::format("--resamples {} must be at least 1 (bootstrap resamples of the CIs)",
+                                opt.bootstrap.n_resamples));
+    if (!(opt.bootstrap.level > 0.0 && opt.bootstrap.level < 1.0))
+        throw Error("compare: the CI level must be in (0, 1)");
+    std::error_code ec;
+    if (fs::equivalent(base_dir, steered_dir, ec))
+        throw Error(fmt::format("{}: given as both the base and the steered run (compare two different runs)",
+                                base_dir));
+    // Table 2 pairs items of one model: runs of different models (eval.json's sha256) are refused.
+    std::string sha[2];
+    for (int i = 0; i < 2; ++i) {
+        const std::string path = (fs::path(i ? steered_dir : base_dir) / "eval.json").string();
+        if (!fs::exists(path, ec)) continue;
+        try {
+            const auto j = nlohmann::json::parse(read_file(path));
+            if (j.is_object() && j.contains("model") && j["model"].is_object() &&
+                j["model"].contains("sha256") && j["model"]["sha256"].is_string())
+                sha[i] = j["model"]["sha256"].get<std::string>();
+        } catch (const nlohmann::json::exception & e) {
+            throw Error(fmt::format("{}: not readable JSON: {} (re-run `routescope eval`)", path,
+                                    json_error_text(e.what())));
+        }
+    }
+    if (!sha[0].empty() && !sha[1].empty() && sha[0] != sha[1])
+        throw Error(
+            fmt::format("{}: results of another model than {} (sha256 {}… vs {}…) (compare runs of one "
+                        "model)",
+                        steered_dir, base_dir, sha[1].substr(0, 12), sha[0].substr(0, 12)));
     std::vector<std::vector<ResultRow>> runs;
     for (const std::string & dir : {base_dir, steered_dir}) {
         const std::string path = (fs::path(dir) / "results.csv").string();
@@ -238,8 +268,10 @@ std::vector<ComparisonTable> compare_result_dirs(const std::string & base_dir,
         const std::string c = comparison_csv(tables.back());
         csv += csv.empty() ? c : c.substr(c.find('\n') + 1);  // one header
     }
-    write_file_atomic((fs::path(out_dir) / "compare.md").string(), md);
-    write_file_atomic((fs::path(out_dir) / "compare.csv").string(), csv);
+    OutputFiles files;  // Table 2 as Markdown and CSV: both or neither
+    files.add((fs::path(out_dir) / "compare.md").string(), md);
+    files.add((fs::path(out_dir) / "compare.csv").string(), csv);
+    files.commit();
     return tables;
 }
 

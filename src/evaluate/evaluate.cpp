@@ -142,20 +142,28 @@ std::string stop_name(Generation::Stop s) {
 }
 
 // eval.json: what the directory's results were produced with. A later run must use the same model and
-// steering, and for a task it has already run, the same prompts settings.
-void check_eval_dir(const std::string & out, const json & model, const json & steer, const std::string & task,
+// steering, and for a task it has already run, the same prompts settings. Returns the eval.json to write
+// once every input has been validated (the model loaded): a refused run must not leave an eval.json
+// that blocks its corrected rerun (issue #15).
+json check_eval_dir(const std::string & out, const json & model, const json & steer, const std::string & task,
                     const json & task_opts) {
     const std::string path = (fs::path(out) / "eval.json").string();
     json meta;
     std::error_code ec;
     if (fs::exists(path, ec)) {
+        if (!fs::is_regular_file(path, ec))
+            throw Error(fmt::format("{}: not a file (remove it or use another --out)", path));
         try {
             std::ifstream f(path);
             meta = json::parse(f);
         } catch (const json::exception & e) {
-            throw Error(
-                fmt::format("{} is not readable JSON ({}); remove it or use another --out", path, e.what()));
+            throw Error(fmt::format("{}: not readable JSON: {} (remove it or use another --out)", path,
+                                    json_error_text(e.what())));
         }
+        if (!meta.is_object() || !meta.contains("tasks") || !meta["tasks"].is_object() ||
+            !meta.value("model", json::object()).is_object())
+            throw Error(
+                fmt::format("{}: not an eval.json of routescope (remove it or use another --out)", path));
         if (meta.value("model", json::object()).value("sha256", "") != model.at("sha256"))
             throw Error(fmt::format("{} holds results of another model ({}); use another --out", out,
                                     meta["model"].value("path", "?")));
@@ -173,7 +181,7 @@ void check_eval_dir(const std::string & out, const json & model, const json & st
                 {"tasks", json::object()}};
     }
     meta["tasks"][task] = task_opts;
-    write_file_atomic(path, meta.dump(2) + "\n");
+    return meta;
 }
 
 }  // namespace
@@ -284,11 +292,16 @@ EvalReport run_eval(const EvalJob & job) {
     if (job.out.empty()) throw Error("no output directory (--out)");
     if (job.n_shot < 0) throw Error("--shots must be ≥ 0");
     const EvalTask task = parse_eval_task(job.task);
+    if (job.max_new_tokens < 1 && eval_task_generates(task))
+        throw Error(fmt::format("--max-new-tokens {} must be at least 1 ({} generates its answers)",
+                                job.max_new_tokens, job.task));
     std::vector<std::string> langs;
     for (const auto & l : job.langs) {
         const std::string code = flores_code(l);
         if (code.empty())
             throw Error(fmt::format("unknown language code '{}' (use FLoRes-200 codes such as deu_Latn)", l));
+        if (std::find(langs.begin(), langs.end(), code) != langs.end())
+            throw Error(fmt::format("--langs names {} twice (list each language once)", code));
         langs.push_back(code);
     }
     if (langs.empty()) langs = eval_task_languages(task, job.data);
@@ -315,7 +328,8 @@ EvalReport run_eval(const EvalJob & job) {
     json task_opts = json::object();  // what changes a task's prompts or scores
     if (eval_task_generates(task))
         task_opts = {{"shots", job.n_shot}, {"max_new_tokens", job.max_new_tokens}};
-    check_eval_dir(job.out, model, steered ? plan.to_json() : json(), eval_task_name(task), task_opts);
+    const json meta =
+        check_eval_dir(job.out, model, steered ? plan.to_json() : json(), eval_task_name(task), task_opts);
 
     EngineParams ep;
     ep.n_threads = job.n_threads;
@@ -327,6 +341,8 @@ EvalReport run_eval(const EvalJob & job) {
     ep.tap = steered;  // unsteered: no eval callback at all (plain llama.cpp speed)
     Engine engine(job.model, ep);
     if (steered) engine.set_steering(std::move(plan));
+    remove_stale_temporaries(job.out);  // e.g. an eval.json.tmp-PID of a killed run
+    write_file_atomic((fs::path(job.out) / "eval.json").string(), meta.dump(2) + "\n");  // inputs are valid
 
     EvalLoopOptions lo;
     lo.max_new_tokens = job.max_new_tokens;

@@ -26,11 +26,14 @@ namespace {
 
 json read_json(const std::string & path, const char * what) {
     std::ifstream f(path);
-    if (!f) throw Error(fmt::format("{} {} not found", what, path));
+    std::error_code ec;
+    if (!f || !fs::is_regular_file(path, ec))
+        throw Error(fmt::format("{}: {} not found or not a file (check the path)", path, what));
     try {
         return json::parse(f);
     } catch (const json::exception & e) {
-        throw Error(fmt::format("{} {} is not valid JSON ({})", what, path, e.what()));
+        throw Error(fmt::format("{}: {} is not valid JSON: {} (fix or remove it)", path, what,
+                                json_error_text(e.what())));
     }
 }
 

@@ -12,6 +12,7 @@
 #include "routescope/common.h"
 #include "routescope/corpus.h"
 #include "routescope/engine.h"
+#include "routescope/file_io.h"
 #include "routescope/progress.h"
 #include "routescope/steer.h"
 #include "routescope/trace.h"
@@ -70,6 +71,16 @@ TraceSummary run_trace(const TraceJob & job) {
         if (std::find(m.domains.begin(), m.domains.end(), s.domain) == m.domains.end())
             m.domains.push_back(s.domain);
     m.n_sequences = (int64_t)corpus.seqs.size();
+    {  // content hash: a resumed run must see the same sequences, not only the same count
+        Sha256 h;
+        for (const auto & q : corpus.seqs) {
+            const std::string row =
+                fmt::format("{}\t{}\t{}\t{}\t{}\n", q.id, q.lang, q.domain, q.group, q.text.size());
+            h.update(row.data(), row.size());
+            h.update(q.text.data(), q.text.size());
+        }
+        m.corpus_sha256 = h.hex();
+    }
     m.seqs_per_shard = job.seqs_per_shard;
     m.probs_dtype = job.probs_dtype;
     m.has_logits = job.logits;
@@ -127,7 +138,14 @@ TraceSummary run_trace(const TraceJob & job) {
             s.topk.insert(s.topk.end(), r.topk.begin(), r.topk.end());
             if (job.logits) s.logits.insert(s.logits.end(), r.logits.begin(), r.logits.end());
         }
-        write_shard(job.out, shard, m, s);
+        for (const float p : s.probs)  // e.g. a steering λ that overflows the logits: never a result
+            if (!std::isfinite(p))
+                throw Error(
+                    fmt::format("{}: the router probabilities of shard {} are not finite (a steering "
+                                "rule drives the logits out of range; lower its lambda or margin)",
+                                job.out, shard));
+        m.shard_sha256[shard] = write_shard(job.out, shard, m, s);
+        write_manifest(job.out, m);  // the checksum lets --resume trust this shard
         ++sum.shards_written;
         sum.n_tokens += s.n_tok();
         seqs_done += e - b;

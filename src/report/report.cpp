@@ -106,7 +106,8 @@ Inputs find_inputs(const ReportOptions & opt) {
         try {
             slot = json::parse(read_file(p.string()));
         } catch (const json::exception & e) {
-            throw Error(fmt::format("{}: not JSON ({})", p.string(), e.what()));
+            throw Error(fmt::format("{}: not JSON: {} (re-run the command that wrote it)", p.string(),
+                                    json_error_text(e.what())));
         }
         in.files.push_back(p.string());
     };

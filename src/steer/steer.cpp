@@ -2,10 +2,13 @@
 #include "routescope/steer.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <numbers>
+#include <optional>
 #include <set>
 
 #include <fmt/format.h>
@@ -72,51 +75,110 @@ nlohmann::json SteerPlan::to_json() const {
 
 namespace {
 
+// Bounds that keep steered logits finite: z_k += λ·std(z) with |λ| ≤ 100 and z_k = min(z) − margin with
+// margin ≤ 1e4 stay far inside float range for any router logits a model produces (issue #15: λ = 1e300
+// recorded NaN probabilities). The paper's values (Appendix A.6) are of order 1.
+constexpr double kMaxLambda = 100.0, kMaxMargin = 1e4;
+
+// A JSON integer as int64 without wrapping (4294967299 is not expert 3); nullopt for a non-integer.
+std::optional<int64_t> as_int(const nlohmann::json & v) {
+    if (v.is_number_unsigned()) {
+        if (v.get<uint64_t>() > (uint64_t)INT64_MAX) return INT64_MAX;
+        return (int64_t)v.get<uint64_t>();
+    }
+    if (v.is_number_integer()) return v.get<int64_t>();
+    return std::nullopt;
+}
+
+void check_keys(const nlohmann::json & o, std::initializer_list<const char *> known,
+                const std::string & where) {
+    for (auto it = o.begin(); it != o.end(); ++it) {
+        bool ok = false;
+        for (const char * k : known) ok = ok || it.key() == k;
+        if (!ok) {
+            std::string list;
+            for (const char * k : known) list += std::string(list.empty() ? "" : ", ") + k;
+            throw Error(
+                fmt::format("{}: unknown key \"{}\" (known keys: {})", where, printable(it.key()), list));
+        }
+    }
+}
+
+int64_t parse_block(const std::string & t, const std::string & where, const std::string & s) {
+    size_t used = 0;
+    long long v = -1;
+    try {
+        v = std::stoll(t, &used);
+    } catch (const std::exception &) {
+        used = 0;
+    }
+    if (t.empty() || used != t.size() || !std::isdigit((unsigned char)t[0]))
+        throw Error(
+            fmt::format("{}: layers '{}' is not \"a:b\" (inclusive block indices) or \"all\"", where, s));
+    return v;
+}
+
 std::vector<int> parse_layers(const nlohmann::json & j, const ModelInfo & m, const std::string & where) {
-    std::vector<int> out;
+    std::vector<int64_t> out;
     if (j.is_string()) {
         const auto s = j.get<std::string>();
         if (s == "all") return m.moe_layers;
-        int a = -1, b = -1;
-        char extra = 0;
-        if (std::sscanf(s.c_str(), "%d:%d%c", &a, &b, &extra) != 2 || a > b)
+        const size_t colon = s.find(':');
+        if (colon == std::string::npos)
             throw Error(
                 fmt::format("{}: layers '{}' is not \"a:b\" (inclusive block indices) or \"all\"", where, s));
-        for (int il = a; il <= b; ++il) out.push_back(il);
-    } else if (j.is_number_integer()) {
-        out.push_back(j.get<int>());
+        const int64_t a = parse_block(s.substr(0, colon), where, s),
+                      b = parse_block(s.substr(colon + 1), where, s);
+        if (a > b) throw Error(fmt::format("{}: layers '{}': the last block is before the first", where, s));
+        if (b >= m.n_layer)
+            throw Error(
+                fmt::format("{}: layer {} out of range (model has blocks 0..{})", where, b, m.n_layer - 1));
+        for (int64_t il = a; il <= b; ++il) out.push_back(il);
+    } else if (as_int(j)) {
+        out.push_back(*as_int(j));
     } else if (j.is_array()) {
         for (const auto & v : j) {
-            if (!v.is_number_integer()) throw Error(fmt::format("{}: layers list must hold integers", where));
-            out.push_back(v.get<int>());
+            if (!as_int(v)) throw Error(fmt::format("{}: layers list must hold integers", where));
+            out.push_back(*as_int(v));
         }
     } else {
         throw Error(fmt::format("{}: \"layers\" is missing (\"a:b\", \"all\", an integer or a list)", where));
     }
-    for (int il : out) {
+    std::vector<int> blocks;
+    for (const int64_t il : out) {
         if (il < 0 || il >= m.n_layer)
             throw Error(
                 fmt::format("{}: layer {} out of range (model has blocks 0..{})", where, il, m.n_layer - 1));
-        if (!std::binary_search(m.moe_layers.begin(), m.moe_layers.end(), il))
+        if (!std::binary_search(m.moe_layers.begin(), m.moe_layers.end(), (int)il))
             throw Error(fmt::format("{}: block {} has no router (MoE blocks: {})", where, il, m.moe_layers));
+        if (std::find(blocks.begin(), blocks.end(), (int)il) != blocks.end())
+            throw Error(fmt::format("{}: block {} is listed twice", where, il));
+        blocks.push_back((int)il);
     }
-    return out;
+    return blocks;
 }
 
 std::vector<int> expert_list(const nlohmann::json & j, const ModelInfo & m, const std::string & where) {
     if (!j.is_array()) throw Error(fmt::format("{}: experts must be a list of ids", where));
     std::vector<int> out;
     for (const auto & v : j) {
-        if (!v.is_number_integer()) throw Error(fmt::format("{}: expert ids must be integers", where));
-        const int e = v.get<int>();
-        if (e < 0 || e >= m.n_expert)
+        const auto e = as_int(v);
+        if (!e) throw Error(fmt::format("{}: expert ids must be integers, not {}", where, v.dump()));
+        if (*e < 0 || *e >= m.n_expert)
             throw Error(
-                fmt::format("{}: expert {} out of range (model has {} experts)", where, e, m.n_expert));
-        out.push_back(e);
+                fmt::format("{}: expert {} out of range (model has {} experts)", where, *e, m.n_expert));
+        out.push_back((int)*e);
     }
     std::sort(out.begin(), out.end());
     out.erase(std::unique(out.begin(), out.end()), out.end());
     return out;
+}
+
+double number(const nlohmann::json & rule, const char * key, const std::string & where) {
+    const auto & v = rule[key];
+    if (!v.is_number() || !std::isfinite(v.get<double>()))
+        throw Error(fmt::format("{}: \"{}\" must be a finite number", where, key));
+    return v.get<double>();
 }
 
 }  // namespace
@@ -125,39 +187,75 @@ SteerPlan steer_plan_from_json(const nlohmann::json & spec, const ModelInfo & m,
                                const std::string & base_dir) {
     if (!spec.is_object() || !spec.contains("rules") || !spec["rules"].is_array())
         throw Error("steering spec: expected an object with a \"rules\" list");
+    check_keys(spec, {"seed", "experts_file", "rules"}, "steering spec");
     SteerPlan plan;
-    plan.seed = spec.value("seed", uint64_t{0});
+    if (spec.contains("seed")) {
+        if (!spec["seed"].is_number_unsigned())
+            throw Error("steering spec: \"seed\" must be a non-negative integer below 2^64");
+        plan.seed = spec["seed"].get<uint64_t>();
+    }
     plan.ops.assign(m.n_layer, {});
     nlohmann::json sets;
     if (spec.contains("experts_file")) {
+        if (!spec["experts_file"].is_string())
+            throw Error("steering spec: \"experts_file\" must be a file name (a string)");
         const fs::path p = fs::path(base_dir) / spec["experts_file"].get<std::string>();
         std::ifstream f(p);
-        if (!f) throw Error(fmt::format("steering spec: experts_file {} not found", p.string()));
+        std::error_code ec;
+        if (!f || !fs::is_regular_file(p, ec))
+            throw Error(
+                fmt::format("{}: not found (experts_file of the steering spec)", printable(p.string())));
         try {
-            sets = nlohmann::json::parse(f).at("sets");
+            sets = nlohmann::json::parse(f);
         } catch (const nlohmann::json::exception & e) {
-            throw Error(fmt::format("steering spec: {} has no readable \"sets\" ({})", p.string(), e.what()));
+            throw Error(fmt::format("{}: not valid JSON: {} (write it with `routescope experts`)", p.string(),
+                                    json_error_text(e.what())));
         }
+        if (!sets.is_object() || !sets.contains("sets") || !sets["sets"].is_object())
+            throw Error(
+                fmt::format("{}: has no \"sets\" object (write it with `routescope experts`)", p.string()));
+        sets = nlohmann::json(sets["sets"]);
+        for (auto it = sets.begin(); it != sets.end(); ++it)
+            if (!it->is_object())
+                throw Error(fmt::format("{}: set '{}' is not a {{\"<layer>\": [ids]}} object", p.string(),
+                                        printable(it.key())));
     }
     for (size_t r = 0; r < spec["rules"].size(); ++r) {
         const auto & rule = spec["rules"][r];
         const std::string where = fmt::format("steering rule {}", r);
-        const std::string method = rule.value("method", "");
+        if (!rule.is_object()) throw Error(fmt::format("{}: a rule must be an object", where));
+        check_keys(rule, {"layers", "experts", "set", "method", "lambda", "margin"}, where);
+        if (!rule.contains("method") || !rule["method"].is_string())
+            throw Error(fmt::format("{}: \"method\" must be \"soft\", \"force\" or \"suppress\"", where));
+        const std::string method = rule["method"].get<std::string>();
         SteerOp base;
         if (method == "soft") {
             base.method = SteerMethod::soft;
             if (!rule.contains("lambda") || !rule["lambda"].is_number())
                 throw Error(fmt::format("{}: method soft needs a numeric \"lambda\"", where));
-            base.lambda = rule["lambda"].get<double>();
+            base.lambda = number(rule, "lambda", where);
+            if (std::fabs(base.lambda) > kMaxLambda)
+                throw Error(fmt::format("{}: lambda {} is outside [-{}, {}] (steered logits would overflow)",
+                                        where, base.lambda, kMaxLambda, kMaxLambda));
         } else if (method == "force") {
             base.method = SteerMethod::force;
         } else if (method == "suppress") {
             base.method = SteerMethod::suppress;
-            base.margin = rule.value("margin", 1.0);
-            if (!(base.margin > 0)) throw Error(fmt::format("{}: margin must be > 0", where));
+            if (rule.contains("margin")) base.margin = number(rule, "margin", where);
+            if (!(base.margin > 0) || base.margin > kMaxMargin)
+                throw Error(fmt::format("{}: margin must be in (0, {}]", where, kMaxMargin));
         } else {
-            throw Error(fmt::format("{}: method '{}' is not soft, force or suppress", where, method));
+            throw Error(
+                fmt::format("{}: method '{}' is not soft, force or suppress", where, printable(method)));
         }
+        if (rule.contains("lambda") && base.method != SteerMethod::soft)
+            throw Error(fmt::format("{}: \"lambda\" applies to method soft only", where));
+        if (rule.contains("margin") && base.method != SteerMethod::suppress)
+            throw Error(fmt::format("{}: \"margin\" applies to method suppress only", where));
+        if (rule.contains("set") && rule.contains("experts"))
+            throw Error(fmt::format("{}: give either \"experts\" or \"set\", not both", where));
+        if (rule.contains("set") && !rule["set"].is_string())
+            throw Error(fmt::format("{}: \"set\" must be a set name (a string)", where));
         const auto layers =
             parse_layers(rule.contains("layers") ? rule["layers"] : nlohmann::json(), m, where);
         for (int il : layers) {
@@ -168,7 +266,7 @@ SteerPlan steer_plan_from_json(const nlohmann::json & spec, const ModelInfo & m,
                 if (sets.is_null())
                     throw Error(fmt::format("{}: \"set\" needs \"experts_file\" in the spec", where));
                 if (!sets.contains(name))
-                    throw Error(fmt::format("{}: unknown expert set '{}'", where, name));
+                    throw Error(fmt::format("{}: unknown expert set '{}'", where, printable(name)));
                 if (sets[name].contains(key)) experts = expert_list(sets[name][key], m, where);
             } else if (rule.contains("experts") && rule["experts"].is_object()) {
                 if (rule["experts"].contains(key)) experts = expert_list(rule["experts"][key], m, where);
@@ -188,6 +286,13 @@ SteerPlan steer_plan_from_json(const nlohmann::json & spec, const ModelInfo & m,
             op.experts = experts;
             plan.ops[il].push_back(op);
         }
+        if (rule.contains("experts") && rule["experts"].is_object())  // keys must name targeted blocks
+            for (auto it = rule["experts"].begin(); it != rule["experts"].end(); ++it)
+                if (std::find(layers.begin(), layers.end(), std::atoi(it.key().c_str())) == layers.end() ||
+                    std::to_string(std::atoi(it.key().c_str())) != it.key())
+                    throw Error(
+                        fmt::format("{}: \"experts\" names block \"{}\", which \"layers\" does not target",
+                                    where, printable(it.key())));
     }
     if (plan.empty() && !spec["rules"].empty())
         throw Error("steering spec: every rule selects an empty expert set; nothing would be steered");
@@ -196,14 +301,22 @@ SteerPlan steer_plan_from_json(const nlohmann::json & spec, const ModelInfo & m,
 
 SteerPlan load_steer_plan(const std::string & path, const ModelInfo & m) {
     std::ifstream f(path);
-    if (!f) throw Error(fmt::format("steering spec {} not found", path));
+    std::error_code ec;
+    if (!f || !fs::is_regular_file(path, ec))
+        throw Error(
+            fmt::format("{}: steering spec not found or not a file (check the path)", printable(path)));
     nlohmann::json j;
     try {
         j = nlohmann::json::parse(f);
     } catch (const nlohmann::json::exception & e) {
-        throw Error(fmt::format("steering spec {} is not valid JSON ({})", path, e.what()));
+        throw Error(fmt::format("{}: steering spec is not valid JSON: {} (fix the file)", path,
+                                json_error_text(e.what())));
     }
-    return steer_plan_from_json(j, m, fs::path(path).parent_path().string());
+    try {
+        return steer_plan_from_json(j, m, fs::path(path).parent_path().string());
+    } catch (const Error & e) {
+        throw Error(fmt::format("{}: {} (fix the spec; see `routescope steer --help`)", path, e.what()));
+    }
 }
 
 // ε ~ N(0, σ²), σ = 1e-6, from two uniforms (Box–Muller) of a stream keyed by (seed, il, e, token).

@@ -135,3 +135,82 @@ TEST(SteerSpec, ExpertSetsFromFile) {
 }
 
 }  // namespace
+
+// Issue #15: no 64-bit wrap, unknown keys and type errors refused by name, λ and margin bounded.
+TEST(SteerSpec, HardenedParsing) {
+    auto err = [](const std::string & json) {
+        try {
+            plan(json);
+        } catch (const rs::Error & e) {
+            return std::string(e.what());
+        } catch (const std::exception & e) {
+            return std::string("RAW: ") + e.what();
+        }
+        return std::string("no error");
+    };
+    auto has = [&](const std::string & json, const std::string & needle) {
+        const auto e = err(json);
+        EXPECT_NE(e.find(needle), std::string::npos) << json << " -> " << e;
+        EXPECT_EQ(e.find("RAW"), std::string::npos) << e;
+    };
+    has(R"({"rules": [{"layers": 1, "experts": [4294967299], "method": "force"}]})",
+        "expert 4294967299 out of range");
+    has(R"({"rules": [{"layers": 4294967297, "experts": [0], "method": "force"}]})",
+        "layer 4294967297 out of range");
+    has(R"({"rules": [{"layers": "1:4294967297", "experts": [0], "method": "force"}]})", "out of range");
+    has(R"({"rules": [{"layers": 1, "experts": [0], "method": "suppress", "margni": 2}]})",
+        "unknown key \"margni\"");
+    has(R"({"seed": -1, "rules": []})", "seed");
+    has(R"({"seed": 1.5, "rules": []})", "seed");
+    has(R"({"sed": 1, "rules": []})", "unknown key \"sed\"");
+    has(R"({"rules": [{"layers": 1, "experts": [0], "method": "soft", "lambda": 1e300}]})", "lambda");
+    has(R"({"rules": [{"layers": 1, "experts": [0], "method": "soft", "lambda": -101}]})", "lambda");
+    has(R"({"rules": [{"layers": 1, "experts": [0], "method": "suppress", "margin": 1e30}]})", "margin");
+    has(R"({"rules": [{"layers": 1, "experts": [0], "method": "suppress", "margin": "big"}]})", "margin");
+    has(R"({"rules": [{"layers": 1, "experts": [0], "method": 3}]})", "method");
+    has(R"({"rules": [{"layers": 1, "set": 3, "method": "force"}]})", "set");
+    has(R"({"rules": [{"layers": 1, "experts": ["0"], "method": "force"}]})", "integers");
+    has(R"({"rules": [{"layers": [1, 1], "experts": [0], "method": "force"}]})", "twice");
+    has(R"({"rules": [{"layers": 1, "experts": {"2": [0]}, "method": "force"}]})", "does not target");
+    has(R"({"rules": [{"layers": 1, "experts": [0], "method": "force", "lambda": 1}]})", "soft only");
+    has(R"({"rules": [3]})", "object");
+    has(R"({"experts_file": 3, "rules": []})", "experts_file");
+    EXPECT_EQ(plan(R"({"seed": 18446744073709551615, "rules": []})").seed, 18446744073709551615ull);
+    EXPECT_EQ(plan(R"({"rules": [{"layers": 1, "experts": [0], "method": "soft", "lambda": 100}]})")
+                  .ops[1][0]
+                  .lambda,
+              100.0);
+}
+
+TEST(SteerSpec, BadExpertsFileIsNamed) {
+    const auto dir = std::filesystem::path(testing::TempDir()) / "rs_steer_bad_sets";
+    std::filesystem::create_directories(dir);
+    for (const char * body : {R"({"sets": [1]})", R"({"sets": {"m": [1]}})", R"({"sets": {"m": {"1": "x"}}})",
+                              R"({"nosets": 1})", "{ broken"}) {
+        std::ofstream(dir / "experts.json") << body;
+        std::ofstream(dir / "spec.json")
+            << R"({"experts_file": "experts.json", "rules": [{"layers": 1, "set": "m", "method": "force"}]})";
+        try {
+            rs::load_steer_plan((dir / "spec.json").string(), model());
+            ADD_FAILURE() << body;
+        } catch (const rs::Error & e) {
+            const std::string m = e.what();
+            EXPECT_NE(m.find("spec.json"), std::string::npos) << m;
+            EXPECT_EQ(m.find("json.exception"), std::string::npos) << m;
+        }
+    }
+}
+
+// Found by rs_fuzz (tests/fuzz/steer/experts-file-directory): a directory opens as an ifstream on Linux
+// and its first read threw std::ios_base::failure past every rs::Error handler.
+TEST(SteerSpec, ExpertsFileOrSpecThatIsADirectory) {
+    const auto dir = std::filesystem::path(testing::TempDir()) / "rs_steer_dir";
+    std::filesystem::create_directories(dir / "sub");
+    EXPECT_THROW(
+        rs::steer_plan_from_json(
+            nlohmann::json::parse(
+                R"({"experts_file": "sub", "rules": [{"layers": 1, "set": "m", "method": "force"}]})"),
+            model(), dir.string()),
+        rs::Error);
+    EXPECT_THROW(rs::load_steer_plan((dir / "sub").string(), model()), rs::Error);
+}

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "routescope/common.h"
+#include "routescope/file_io.h"
 
 namespace rs {
 
@@ -24,8 +25,8 @@ size_t st_dtype_size(const std::string & dtype) {
     throw Error(fmt::format("safetensors: unsupported dtype '{}'", dtype));
 }
 
-void st_write(const std::string & path, std::span<const StTensorView> tensors,
-              const std::map<std::string, std::string> & metadata) {
+std::string st_write(const std::string & path, std::span<const StTensorView> tensors,
+                     const std::map<std::string, std::string> & metadata) {
     nlohmann::ordered_json header;
     if (!metadata.empty()) header["__metadata__"] = metadata;
     size_t offset = 0;
@@ -42,18 +43,33 @@ void st_write(const std::string & path, std::span<const StTensorView> tensors,
     const uint64_t n_header = h.size();
 
     const std::string tmp = fmt::format("{}.tmp-{}", path, getpid());
+    Sha256 sha;  // of the bytes as written: the manifest's shard checksum
+    std::error_code ec;
     {
         std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-        if (!f) throw Error(fmt::format("cannot write {} (check the directory exists and is writable)", tmp));
-        f.write(reinterpret_cast<const char *>(&n_header), 8);
-        f.write(h.data(), (std::streamsize)h.size());
-        for (const auto & t : tensors) f.write(static_cast<const char *>(t.data), (std::streamsize)t.nbytes);
+        if (!f)
+            throw Error(fmt::format("{}: cannot write (check the directory exists and is writable)", tmp));
+        auto put = [&](const void * d, size_t n) {
+            f.write(static_cast<const char *>(d), (std::streamsize)n);
+            sha.update(d, n);
+        };
+        put(&n_header, 8);
+        put(h.data(), h.size());
+        for (const auto & t : tensors) put(t.data, t.nbytes);
         f.flush();
-        if (!f) throw Error(fmt::format("write failed for {} (disk full?)", tmp));
+        if (!f) {
+            f.close();
+            std::filesystem::remove(tmp, ec);  // a full disk must not leave the temporary behind
+            throw Error(fmt::format("{}: write failed (disk full?)", tmp));
+        }
     }
-    std::error_code ec;
     std::filesystem::rename(tmp, path, ec);
-    if (ec) throw Error(fmt::format("cannot rename {} to {}: {}", tmp, path, ec.message()));
+    if (ec) {
+        std::error_code ec2;
+        std::filesystem::remove(tmp, ec2);
+        throw Error(fmt::format("{}: cannot rename {} over it: {}", path, tmp, ec.message()));
+    }
+    return sha.hex();
 }
 
 static nlohmann::json parse_header(const std::string & path, const uint8_t * p, size_t size,
@@ -67,7 +83,8 @@ static nlohmann::json parse_header(const std::string & path, const uint8_t * p, 
     try {
         return nlohmann::json::parse(p + 8, p + 8 + n);
     } catch (const nlohmann::json::exception & e) {
-        throw Error(fmt::format("{}: corrupt safetensors header ({})", path, e.what()));
+        throw Error(fmt::format("{}: corrupt safetensors header: {} (re-record the trace)", path,
+                                json_error_text(e.what())));
     }
 }
 
@@ -85,42 +102,83 @@ nlohmann::json st_read_header(const std::string & path) {
     return parse_header(path, buf.data(), buf.size(), data_start);
 }
 
-StFile st_read(const std::string & path) {
-    StFile sf;
-    std::ifstream f(path, std::ios::binary | std::ios::ate);
-    if (!f) throw Error(fmt::format("cannot open {}", path));
-    const auto size = (size_t)f.tellg();
-    f.seekg(0);
-    sf.bytes.resize(size);
-    f.read(reinterpret_cast<char *>(sf.bytes.data()), (std::streamsize)size);
-    if (!f) throw Error(fmt::format("cannot read {}", path));
-    sf.header = parse_header(path, sf.bytes.data(), size, sf.data_start);
-    const size_t data_size = size - sf.data_start;
+// Every header entry is checked before any view is handed out: a tensor entry is an object with a
+// known "dtype", a "shape" of non-negative integers whose byte size does not overflow, and
+// "data_offsets" [begin, end] inside the data section and matching the shape; "__metadata__" maps
+// strings to strings. A malformed header is an rs::Error naming the file, never a raw JSON error.
+static void validate_header(const std::string & path, StFile & sf, size_t data_size) {
+    if (!sf.header.is_object())
+        throw Error(
+            fmt::format("{}: corrupt safetensors header (not a JSON object; re-record the trace)", path));
     for (auto it = sf.header.begin(); it != sf.header.end(); ++it) {
         if (it.key() == "__metadata__") {
-            for (auto m = it->begin(); m != it->end(); ++m) sf.metadata[m.key()] = m->get<std::string>();
+            if (!it->is_object())
+                throw Error(fmt::format("{}: corrupt safetensors __metadata__ (not an object)", path));
+            for (auto m = it->begin(); m != it->end(); ++m) {
+                if (!m->is_string())
+                    throw Error(
+                        fmt::format("{}: safetensors __metadata__ '{}' is not a string", path, m.key()));
+                sf.metadata[m.key()] = m->get<std::string>();
+            }
             continue;
         }
-        const auto & off = (*it)["data_offsets"];
-        size_t n = st_dtype_size((*it)["dtype"].get<std::string>());
-        for (const auto & d : (*it)["shape"]) n *= d.get<size_t>();
-        const size_t b = off[0].get<size_t>(), e = off[1].get<size_t>();
-        if (b > e || e > data_size || e - b != n)
-            throw Error(
-                fmt::format("{}: tensor '{}' has inconsistent offsets (truncated file?)", path, it.key()));
+        const auto & t = *it;
+        auto bad = [&](const char * what) {
+            return Error(fmt::format("{}: tensor '{}' {} (truncated or corrupt file; re-record the trace)",
+                                     path, printable(it.key()), what));
+        };
+        if (!t.is_object() || !t.contains("dtype") || !t["dtype"].is_string() || !t.contains("shape") ||
+            !t["shape"].is_array() || !t.contains("data_offsets") || !t["data_offsets"].is_array())
+            throw bad("lacks dtype, shape or data_offsets");
+        size_t n = 0;
+        try {
+            n = st_dtype_size(t["dtype"].get<std::string>());
+        } catch (const Error &) {
+            throw bad("has an unsupported dtype");
+        }
+        for (const auto & d : t["shape"]) {
+            if (!d.is_number_unsigned()) throw bad("has a shape entry that is not a non-negative integer");
+            const auto v = d.get<uint64_t>();
+            if (v != 0 && n > data_size / v) throw bad("is larger than the file");
+            n *= (size_t)v;
+        }
+        const auto & off = t["data_offsets"];
+        if (off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
+            throw bad("has data_offsets that are not two non-negative integers");
+        const uint64_t b = off[0].get<uint64_t>(), e = off[1].get<uint64_t>();
+        if (b > e || e > data_size || e - b != n) throw bad("has inconsistent offsets");
     }
+}
+
+StFile st_parse(const std::string & path, std::vector<uint8_t> bytes) {
+    StFile sf;
+    sf.bytes = std::move(bytes);
+    sf.header = parse_header(path, sf.bytes.data(), sf.bytes.size(), sf.data_start);
+    validate_header(path, sf, sf.bytes.size() - sf.data_start);
     return sf;
 }
 
+StFile st_read(const std::string & path) {
+    std::ifstream f(path, std::ios::binary | std::ios::ate);
+    if (!f) throw Error(fmt::format("{}: cannot open (missing or unreadable)", path));
+    const auto size = (size_t)f.tellg();
+    f.seekg(0);
+    std::vector<uint8_t> bytes(size);
+    f.read(reinterpret_cast<char *>(bytes.data()), (std::streamsize)size);
+    if (!f) throw Error(fmt::format("{}: cannot read", path));
+    return st_parse(path, std::move(bytes));
+}
+
 StTensorView StFile::get(const std::string & name, const std::string & dtype) const {
-    if (!header.contains(name)) throw Error(fmt::format("safetensors: tensor '{}' missing", name));
-    const auto & t = header.at(name);
+    if (!header.contains(name) || name == "__metadata__")
+        throw Error(fmt::format("safetensors: tensor '{}' missing", name));
+    const auto & t = header.at(name);  // validated by st_parse
     StTensorView v;
     v.name = name;
     v.dtype = t.at("dtype").get<std::string>();
     if (v.dtype != dtype)
         throw Error(fmt::format("safetensors: tensor '{}' is {}, expected {}", name, v.dtype, dtype));
-    v.shape = t.at("shape").get<std::vector<int64_t>>();
+    for (const auto & d : t.at("shape")) v.shape.push_back((int64_t)d.get<uint64_t>());
     const size_t b = t.at("data_offsets")[0].get<size_t>(), e = t.at("data_offsets")[1].get<size_t>();
     v.data = bytes.data() + data_start + b;
     v.nbytes = e - b;

@@ -24,9 +24,10 @@ struct StTensorView {
 
 size_t st_dtype_size(const std::string & dtype);  // throws rs::Error for an unknown dtype
 
-// Writes the tensors in the given order to `path` via a temporary file + rename (atomic on POSIX).
-void st_write(const std::string & path, std::span<const StTensorView> tensors,
-              const std::map<std::string, std::string> & metadata);
+// Writes the tensors in the given order to `path` via a temporary file + rename (atomic on POSIX);
+// returns the SHA-256 (hex) of the file written.
+std::string st_write(const std::string & path, std::span<const StTensorView> tensors,
+                     const std::map<std::string, std::string> & metadata);
 
 // A whole file read into memory; views point into `bytes`.
 struct StFile {
@@ -40,7 +41,9 @@ struct StFile {
     StTensorView get(const std::string & name, const std::string & dtype) const;
 };
 
-StFile st_read(const std::string & path);  // validates offsets; throws rs::Error naming the file
+StFile st_read(const std::string & path);  // validates the header; throws rs::Error naming the file
+// The same from bytes already in memory (`path` only names them in errors): the fuzz targets' entry.
+StFile st_parse(const std::string & path, std::vector<uint8_t> bytes);
 nlohmann::json st_read_header(const std::string & path);
 
 // IEEE 754 binary16 conversions (round to nearest even), so the store needs no ggml.

@@ -1,10 +1,12 @@
 // The trace store: manifest.json + safetensors shards (layout documented in routescope/trace.h).
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <unistd.h>
 
 #include "routescope/common.h"
@@ -17,7 +19,7 @@ namespace fs = std::filesystem;
 namespace rs {
 
 nlohmann::json manifest_to_json(const TraceManifest & m) {
-    return {
+    nlohmann::json j = {
         {"format", "routescope-trace"},
         {"version", m.version},
         {"tool_version", m.tool_version},
@@ -41,45 +43,144 @@ nlohmann::json manifest_to_json(const TraceManifest & m) {
           {"has_logits", m.has_logits}}},
         {"options", m.options},
     };
+    if (!m.corpus_sha256.empty()) j["corpus"]["sha256"] = m.corpus_sha256;
+    if (!m.shard_sha256.empty()) {
+        nlohmann::json sh = nlohmann::json::object();
+        for (const auto & [k, h] : m.shard_sha256) sh[std::to_string(k)] = h;
+        j["store"]["shard_sha256"] = sh;
+    }
+    return j;
 }
+
+namespace {
+
+// Typed field access for the manifest: a missing key, a wrong type (3.5 for an integer, a string for
+// a list) or a value out of range is an rs::Error naming the key, never a raw nlohmann exception.
+const nlohmann::json & field(const nlohmann::json & o, const char * sect, const char * key) {
+    if (!o.is_object() || !o.contains(key))
+        throw Error(fmt::format("\"{}{}{}\" is missing", sect, *sect ? "." : "", key));
+    return o[key];
+}
+
+int64_t int_field(const nlohmann::json & o, const char * sect, const char * key, int64_t lo, int64_t hi) {
+    const auto & v = field(o, sect, key);
+    if (!v.is_number_integer())
+        throw Error(fmt::format("\"{}.{}\" must be an integer, not {}", sect, key, v.dump()));
+    // an unsigned JSON number above INT64_MAX would wrap in get<int64_t>: compare it unsigned first
+    if (v.is_number_unsigned() ? (v.get<uint64_t>() > (uint64_t)hi || (int64_t)v.get<uint64_t>() < lo)
+                               : (v.get<int64_t>() < lo || v.get<int64_t>() > hi))
+        throw Error(fmt::format("\"{}.{}\" = {} is outside [{}, {}]", sect, key, v.dump(), lo, hi));
+    return v.get<int64_t>();
+}
+
+std::string str_field(const nlohmann::json & o, const char * sect, const char * key, bool required = true) {
+    if (!required && (!o.is_object() || !o.contains(key))) return "";
+    const auto & v = field(o, sect, key);
+    if (!v.is_string()) throw Error(fmt::format("\"{}{}{}\" must be a string", sect, *sect ? "." : "", key));
+    return v.get<std::string>();
+}
+
+std::vector<std::string> names_field(const nlohmann::json & o, const char * sect, const char * key) {
+    const auto & v = field(o, sect, key);
+    if (!v.is_array() || v.empty()) throw Error(fmt::format("\"{}.{}\" must be a non-empty list", sect, key));
+    std::vector<std::string> out;
+    for (const auto & x : v) {
+        if (!x.is_string() || x.get<std::string>().empty())
+            throw Error(fmt::format("\"{}.{}\" must hold non-empty strings", sect, key));
+        const auto n = x.get<std::string>();
+        if (std::find(out.begin(), out.end(), n) != out.end())
+            throw Error(fmt::format("\"{}.{}\" names '{}' twice", sect, key, printable(n)));
+        out.push_back(n);
+    }
+    return out;
+}
+
+bool is_hex64(const std::string & h) {
+    return h.size() == 64 && h.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+}  // namespace
 
 TraceManifest manifest_from_json(const nlohmann::json & j) {
     TraceManifest m;
-    try {
-        if (j.value("format", "") != "routescope-trace") throw Error("not a routescope trace manifest");
-        m.version = j.at("version").get<int>();
-        if (m.version > kTraceVersion)
-            throw Error(fmt::format("trace version {} is newer than this routescope ({}); upgrade routescope",
-                                    m.version, kTraceVersion));
-        m.tool_version = j.value("tool_version", "");
-        const auto & mo = j.at("model");
-        m.model_path = mo.at("path").get<std::string>();
-        m.model_sha256 = mo.at("sha256").get<std::string>();
-        m.arch = mo.at("arch").get<std::string>();
-        m.model_name = mo.value("name", "");
-        m.n_layer = mo.at("n_layer").get<int>();
-        m.moe_layers = mo.at("moe_layers").get<std::vector<int>>();
-        m.n_expert = mo.at("n_expert").get<int>();
-        m.top_k = mo.at("top_k").get<int>();
-        m.gating = mo.value("gating", "");
-        m.hash_layers = mo.value("hash_layers", std::vector<int>{});
-        m.p_meaning = mo.value("p_meaning", "");
-        const auto & co = j.at("corpus");
-        m.corpus = co.at("spec").get<std::string>();
-        m.langs = co.at("langs").get<std::vector<std::string>>();
-        m.domains = co.at("domains").get<std::vector<std::string>>();
-        m.n_sequences = co.at("n_sequences").get<int64_t>();
-        const auto & st = j.at("store");
-        m.seqs_per_shard = st.at("seqs_per_shard").get<int>();
-        m.probs_dtype = st.at("probs_dtype").get<std::string>();
-        m.has_logits = st.at("has_logits").get<bool>();
-        m.options = j.value("options", nlohmann::json::object());
-    } catch (const nlohmann::json::exception & e) {
-        throw Error(fmt::format("malformed trace manifest ({})", e.what()));
+    if (!j.is_object() || !j.contains("format") || j["format"] != "routescope-trace")
+        throw Error("not a routescope trace manifest (\"format\" is not \"routescope-trace\")");
+    m.version = (int)int_field(j, "", "version", 1, 1 << 20);
+    if (m.version > kTraceVersion)
+        throw Error(fmt::format("trace version {} is newer than this routescope ({}); upgrade routescope",
+                                m.version, kTraceVersion));
+    m.tool_version = str_field(j, "", "tool_version", false);
+    const auto & mo = field(j, "", "model");
+    m.model_path = str_field(mo, "model", "path");
+    m.model_sha256 = str_field(mo, "model", "sha256");
+    m.arch = str_field(mo, "model", "arch");
+    m.model_name = str_field(mo, "model", "name", false);
+    m.n_layer = (int)int_field(mo, "model", "n_layer", 1, 1 << 16);
+    const auto & ml = field(mo, "model", "moe_layers");
+    if (!ml.is_array() || ml.empty())
+        throw Error("\"model.moe_layers\" must be a non-empty list of block indices");
+    for (const auto & v : ml) {
+        if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= m.n_layer)
+            throw Error(fmt::format("\"model.moe_layers\" holds {}, not a block index in [0, {})", v.dump(),
+                                    m.n_layer));
+        const int il = (int)v.get<int64_t>();
+        if (!m.moe_layers.empty() && il <= m.moe_layers.back())
+            throw Error("\"model.moe_layers\" must be strictly ascending (no repeats)");
+        m.moe_layers.push_back(il);
     }
-    if (m.n_expert < 2 || m.top_k < 1 || m.top_k > m.n_expert || m.moe_layers.empty() ||
-        m.seqs_per_shard < 1 || (m.probs_dtype != "f16" && m.probs_dtype != "f32"))
-        throw Error("malformed trace manifest (inconsistent sizes)");
+    m.n_expert = (int)int_field(mo, "model", "n_expert", 2, 32767);  // ids are stored as I16
+    m.top_k = (int)int_field(mo, "model", "top_k", 1, m.n_expert);
+    m.gating = str_field(mo, "model", "gating", false);
+    if (mo.contains("hash_layers")) {  // blocks routed by a token table; a subset of moe_layers
+        const auto & hl = mo["hash_layers"];
+        if (!hl.is_array()) throw Error("\"model.hash_layers\" must be a list of block indices");
+        for (const auto & v : hl) {
+            if (!v.is_number_integer() ||
+                std::find(m.moe_layers.begin(), m.moe_layers.end(), v.get<int64_t>()) == m.moe_layers.end())
+                throw Error(fmt::format("\"model.hash_layers\" holds {}, not one of model.moe_layers", v.dump()));
+            m.hash_layers.push_back((int)v.get<int64_t>());
+        }
+    }
+    m.p_meaning = str_field(mo, "model", "p_meaning", false);
+    const auto & co = field(j, "", "corpus");
+    m.corpus = str_field(co, "corpus", "spec");
+    m.langs = names_field(co, "corpus", "langs");
+    m.domains = names_field(co, "corpus", "domains");
+    m.n_sequences = int_field(co, "corpus", "n_sequences", 1, int64_t{1} << 40);
+    m.corpus_sha256 = str_field(co, "corpus", "sha256", false);
+    if (!m.corpus_sha256.empty() && !is_hex64(m.corpus_sha256))
+        throw Error("\"corpus.sha256\" is not a SHA-256 hex digest");
+    const auto & st = field(j, "", "store");
+    m.seqs_per_shard = (int)int_field(st, "store", "seqs_per_shard", 1, 1 << 30);
+    m.probs_dtype = str_field(st, "store", "probs_dtype");
+    if (m.probs_dtype != "f16" && m.probs_dtype != "f32")
+        throw Error(fmt::format("\"store.probs_dtype\" is '{}', not f16 or f32", m.probs_dtype));
+    if (!field(st, "store", "has_logits").is_boolean())
+        throw Error("\"store.has_logits\" must be true or false");
+    m.has_logits = st["has_logits"].get<bool>();
+    if (st.contains("shard_sha256")) {
+        const auto & sh = st["shard_sha256"];
+        if (!sh.is_object()) throw Error("\"store.shard_sha256\" must be an object {shard: digest}");
+        const int64_t n_shards = trace_n_shards(m);
+        for (auto it = sh.begin(); it != sh.end(); ++it) {
+            size_t used = 0;
+            int64_t k = -1;
+            try {
+                k = std::stoll(it.key(), &used);
+            } catch (const std::exception &) {
+                used = 0;
+            }
+            if (used == 0 || used != it.key().size() || k < 0 || k >= n_shards || !it->is_string() ||
+                !is_hex64(it->get<std::string>()))
+                throw Error(
+                    fmt::format("\"store.shard_sha256\" entry '{}' is not a shard index in [0, {}) "
+                                "with a SHA-256 hex digest",
+                                it.key(), n_shards));
+            m.shard_sha256[k] = it->get<std::string>();
+        }
+    }
+    m.options = j.value("options", nlohmann::json::object());
+    if (!m.options.is_object()) throw Error("\"options\" must be an object");
     return m;
 }
 
@@ -91,7 +192,8 @@ void write_manifest(const std::string & dir, const TraceManifest & m) {
     write_file_atomic((fs::path(dir) / "manifest.json").string(), manifest_to_json(m).dump(2) + "\n");
 }
 
-void write_shard(const std::string & dir, int64_t shard, const TraceManifest & m, const TraceShard & s) {
+std::string write_shard(const std::string & dir, int64_t shard, const TraceManifest & m,
+                        const TraceShard & s) {
     const auto S = (int64_t)s.seqs.size(), T = s.n_tok();
     const int64_t L = s.n_moe, E = s.n_expert, K = s.top_k;
     RS_ASSERT((int64_t)s.probs.size() == T * L * E && (int64_t)s.topk.size() == T * L * K);
@@ -128,10 +230,10 @@ void write_shard(const std::string & dir, int64_t shard, const TraceManifest & m
         RS_ASSERT((int64_t)s.logits.size() == T * L * E);
         t.push_back({"logits", "F32", {T, L, E}, s.logits.data(), s.logits.size() * 4});
     }
-    st_write((fs::path(dir) / shard_file_name(shard)).string(), t,
-             {{"format", "routescope-trace"},
-              {"version", std::to_string(kTraceVersion)},
-              {"seq_ids", ids.dump()}});
+    return st_write((fs::path(dir) / shard_file_name(shard)).string(), t,
+                    {{"format", "routescope-trace"},
+                     {"version", std::to_string(kTraceVersion)},
+                     {"seq_ids", ids.dump()}});
 }
 
 std::vector<int64_t> list_shards(const std::string & dir) {
@@ -139,7 +241,8 @@ std::vector<int64_t> list_shards(const std::string & dir) {
     if (!fs::is_directory(dir)) return out;
     for (const auto & e : fs::directory_iterator(dir)) {
         const std::string n = e.path().filename().string();
-        if (n.size() == 23 && n.starts_with("shard-") && n.ends_with(".safetensors"))
+        if (n.size() == 23 && n.starts_with("shard-") && n.ends_with(".safetensors") &&
+            n.find_first_not_of("0123456789", 6) == 11)
             out.push_back(std::stoll(n.substr(6, 5)));
     }
     std::sort(out.begin(), out.end());
@@ -147,10 +250,12 @@ std::vector<int64_t> list_shards(const std::string & dir) {
 }
 
 // Two manifests describe the same run when model, corpus and recording options agree.
-static std::string run_identity(const TraceManifest & m) {
+static std::string run_identity(const TraceManifest & m, bool with_corpus_hash) {
     auto j = manifest_to_json(m);
     j.erase("tool_version");
     j["model"].erase("path");
+    j["store"].erase("shard_sha256");
+    if (!with_corpus_hash) j["corpus"].erase("sha256");
     if (j["options"].is_object()) {  // neither changes what is recorded on the CPU
         j["options"].erase("threads");
         j["options"].erase("rpc");  // where the offloaded layers ran (ports change between runs)
@@ -158,47 +263,82 @@ static std::string run_identity(const TraceManifest & m) {
     return j.dump();
 }
 
-std::vector<int64_t> prepare_trace_dir(const std::string & dir, const TraceManifest & m, bool resume) {
+std::string shard_sha256(const std::string & dir, int64_t shard) {
+    const std::string bytes = read_file((fs::path(dir) / shard_file_name(shard)).string());
+    return sha256_hex(bytes.data(), bytes.size());
+}
+
+std::vector<int64_t> prepare_trace_dir(const std::string & dir, TraceManifest & m, bool resume) {
     const fs::path mpath = fs::path(dir) / "manifest.json";
     if (!fs::exists(mpath)) {
         if (fs::exists(dir) && !fs::is_directory(dir))
-            throw Error(fmt::format("output path {} exists and is not a directory", dir));
+            throw Error(fmt::format("{}: exists and is not a directory (choose another --out)", dir));
         if (!list_shards(dir).empty())
             throw Error(
-                fmt::format("{} holds trace shards but no manifest.json; choose an empty directory", dir));
+                fmt::format("{}: holds trace shards but no manifest.json (choose an empty directory)", dir));
         fs::create_directories(dir);
+        remove_stale_temporaries(dir);
+        m.shard_sha256.clear();
         write_manifest(dir, m);
         return {};
     }
     const TraceManifest old = read_manifest(dir);
     if (old.model_sha256 != m.model_sha256)
-        throw Error(fmt::format("{} holds a trace of a different model ({}, sha256 {}…); use another --out",
+        throw Error(fmt::format("{}: holds a trace of a different model ({}, sha256 {}…) (use another --out)",
                                 dir, old.model_path, old.model_sha256.substr(0, 12)));
     if (!resume)
         throw Error(fmt::format(
-            "{} already holds a trace; pass --resume to continue it or choose another --out", dir));
-    if (run_identity(old) != run_identity(m))
+            "{}: already holds a trace (pass --resume to continue it or choose another --out)", dir));
+    // A trace recorded before corpus hashes existed resumes on the other fields alone.
+    const bool hash = !old.corpus_sha256.empty();
+    if (run_identity(old, hash) != run_identity(m, hash))
         throw Error(
-            fmt::format("{} holds a trace of the same model with another corpus or options; "
-                        "cannot resume it with these arguments",
+            fmt::format("{}: holds a trace of the same model with another corpus, corpus content or options "
+                        "(cannot resume it with these arguments; use another --out)",
                         dir));
+    remove_stale_temporaries(dir);
+    // A shard counts as done only when its bytes match the checksum recorded when it was written. A shard
+    // without one (the run was killed between the shard's rename and the manifest update, or an older
+    // trace) counts when it reads back as a valid shard; anything else is recorded again.
+    m.shard_sha256.clear();
+    std::vector<int64_t> done;
+    for (const int64_t k : list_shards(dir)) {
+        if (k >= trace_n_shards(m)) continue;
+        std::string h;
+        try {
+            h = shard_sha256(dir, k);
+            const auto it = old.shard_sha256.find(k);
+            if (it != old.shard_sha256.end() ? it->second != h : (read_shard(dir, old, k), false)) h.clear();
+        } catch (const Error &) {
+            h.clear();
+        }
+        if (h.empty()) continue;  // recorded again (overwritten atomically)
+        m.shard_sha256[k] = h;
+        done.push_back(k);
+    }
     write_manifest(dir, m);
-    return list_shards(dir);
+    return done;
 }
 
 TraceManifest read_manifest(const std::string & dir) {
     const fs::path p = fs::path(dir) / "manifest.json";
     std::ifstream f(p);
-    if (!f)
+    std::error_code ec;
+    if (!f || !fs::is_regular_file(p, ec))
         throw Error(fmt::format(
-            "{} is not a trace directory (no manifest.json); record one with `routescope trace`", dir));
+            "{}: not a trace directory (no manifest.json; record one with `routescope trace`)", dir));
     nlohmann::json j;
     try {
         j = nlohmann::json::parse(f);
     } catch (const nlohmann::json::exception & e) {
-        throw Error(fmt::format("{}: corrupt manifest.json ({})", p.string(), e.what()));
+        throw Error(
+            fmt::format("{}: corrupt JSON: {} (re-record the trace)", p.string(), json_error_text(e.what())));
     }
-    return manifest_from_json(j);
+    try {
+        return manifest_from_json(j);
+    } catch (const Error & e) {
+        throw Error(fmt::format("{}: {} (re-record the trace)", p.string(), e.what()));
+    }
 }
 
 int64_t trace_n_shards(const TraceManifest & m) {
@@ -207,49 +347,109 @@ int64_t trace_n_shards(const TraceManifest & m) {
 
 TraceShard read_shard(const std::string & dir, const TraceManifest & m, int64_t shard) {
     const std::string path = (fs::path(dir) / shard_file_name(shard)).string();
-    const StFile f = st_read(path);
+    std::string raw = read_file(path);
+    const auto it = m.shard_sha256.find(shard);
+    if (it != m.shard_sha256.end() && sha256_hex(raw.data(), raw.size()) != it->second)
+        throw Error(
+            fmt::format("{}: checksum does not match manifest.json (corrupt or replaced; "
+                        "re-record it with `routescope trace --resume`)",
+                        path));
+    return parse_shard(path, std::vector<uint8_t>(raw.begin(), raw.end()), m, shard);
+}
+
+// Every value a consumer indexes with is checked here, so analysis code can trust a TraceShard:
+// sequence counts and corpus positions agree with the manifest, offsets start at 0 and never decrease,
+// languages/domains index the manifest's lists, expert ids are < E, probabilities are finite in [0, 1]
+// and logits finite. Anything else is an rs::Error naming the file (3. and 8. in issue #15).
+TraceShard parse_shard(const std::string & path, std::vector<uint8_t> bytes, const TraceManifest & m,
+                       int64_t shard) {
+    const StFile f = st_parse(path, std::move(bytes));
+    auto bad = [&](const std::string & what) {
+        return Error(
+            fmt::format("{}: {} (corrupt shard; re-record it with `routescope trace --resume`)", path, what));
+    };
+    if (shard < 0 || shard >= trace_n_shards(m))
+        throw bad(fmt::format("shard {} is beyond the {} shards manifest.json describes", shard,
+                              trace_n_shards(m)));
+    const int64_t S = std::min<int64_t>(m.seqs_per_shard, m.n_sequences - shard * m.seqs_per_shard);
     TraceShard s;
     s.n_moe = (int)m.moe_layers.size(), s.n_expert = m.n_expert, s.top_k = m.top_k;
-    auto vec = [&](const char * name, const char * dtype, auto & out) {
+    auto vec = [&](const char * name, const char * dtype, auto & out, const std::vector<int64_t> & shape) {
         const auto v = f.get(name, dtype);
+        if (v.shape != shape)
+            throw bad(fmt::format("tensor '{}' has shape [{}], expected [{}]", name, fmt::join(v.shape, ","),
+                                  fmt::join(shape, ",")));
         out.resize(v.nbytes / sizeof(out[0]));
-        std::memcpy(out.data(), v.data, v.nbytes);
-        return v.shape;
+        if (v.nbytes) std::memcpy(out.data(), v.data, v.nbytes);
     };
     std::vector<int64_t> index, group, offset;
     std::vector<int32_t> lang, domain;
-    vec("seq_index", "I64", index);
-    vec("seq_group", "I64", group);
-    vec("seq_lang", "I32", lang);
-    vec("seq_domain", "I32", domain);
-    vec("seq_offset", "I64", offset);
-    vec("tokens", "I32", s.tokens);
-    const auto T = s.n_tok();
-    const auto tk_shape = vec("topk", "I16", s.topk);
-    const std::vector<int64_t> want_p = {T, s.n_moe, s.n_expert}, want_k = {T, s.n_moe, s.top_k};
-    if (tk_shape != want_k || offset.size() != index.size() + 1 || offset.back() != T)
-        throw Error(fmt::format("{}: shapes do not match manifest.json (n_moe {}, E {}, k {})", path, s.n_moe,
-                                s.n_expert, s.top_k));
+    vec("seq_index", "I64", index, {S});
+    vec("seq_group", "I64", group, {S});
+    vec("seq_lang", "I32", lang, {S});
+    vec("seq_domain", "I32", domain, {S});
+    vec("seq_offset", "I64", offset, {S + 1});
+    const auto tv = f.get("tokens", "I32");
+    if (tv.shape.size() != 1) throw bad("tensor 'tokens' is not one-dimensional");
+    const int64_t T = tv.shape[0];
+    vec("tokens", "I32", s.tokens, {T});
+    const int64_t L = s.n_moe, E = s.n_expert, K = s.top_k;
+    vec("topk", "I16", s.topk, {T, L, K});
+    for (const int16_t id : s.topk)
+        if (id < 0 || id >= E) throw bad(fmt::format("expert id {} outside [0, {})", id, E));
     const std::string pd = m.probs_dtype == "f16" ? "F16" : "F32";
     const auto pv = f.get("probs", pd);
-    if (pv.shape != want_p) throw Error(fmt::format("{}: probs shape does not match manifest.json", path));
-    s.probs.resize((size_t)(T * s.n_moe * s.n_expert));
+    if (pv.shape != std::vector<int64_t>{T, L, E})
+        throw bad(fmt::format("tensor 'probs' has shape [{}], expected [{},{},{}]", fmt::join(pv.shape, ","),
+                              T, L, E));
+    s.probs.resize((size_t)(T * L * E));
     if (pd == "F16") {
-        const auto * h = static_cast<const uint16_t *>(pv.data);
-        for (size_t i = 0; i < s.probs.size(); ++i) s.probs[i] = f16_to_f32(h[i]);
-    } else {
+        // data_offsets need not be 2-byte aligned in a foreign file: copy each half (UBSan, rs_fuzz)
+        const auto * h = static_cast<const uint8_t *>(pv.data);
+        for (size_t i = 0; i < s.probs.size(); ++i) {
+            uint16_t v;
+            std::memcpy(&v, h + 2 * i, 2);
+            s.probs[i] = f16_to_f32(v);
+        }
+    } else if (pv.nbytes) {
         std::memcpy(s.probs.data(), pv.data, pv.nbytes);
     }
-    if (m.has_logits) vec("logits", "F32", s.logits);
+    for (const float p : s.probs)  // the negated test also catches NaN
+        if (!(p >= 0.0f && p <= 1.0f + 1e-3f))
+            throw bad(fmt::format("probability {} is not finite in [0, 1]", p));
+    if (m.has_logits) {
+        vec("logits", "F32", s.logits, {T, L, E});
+        for (const float z : s.logits)
+            if (!std::isfinite(z)) throw bad("a router logit is not finite");
+    }
 
-    const auto ids = nlohmann::json::parse(f.metadata.count("seq_ids") ? f.metadata.at("seq_ids") : "[]");
-    for (size_t i = 0; i < index.size(); ++i) {
+    nlohmann::json ids = nlohmann::json::array();
+    if (f.metadata.count("seq_ids")) {
+        try {
+            ids = nlohmann::json::parse(f.metadata.at("seq_ids"));
+        } catch (const nlohmann::json::exception &) {
+            throw bad("metadata seq_ids is not JSON");
+        }
+        if (!ids.is_array() || (int64_t)ids.size() != S) throw bad("metadata seq_ids is not a list of S ids");
+        for (const auto & x : ids)
+            if (!x.is_string()) throw bad("metadata seq_ids holds a non-string id");
+    }
+    if (offset[0] != 0 || offset[(size_t)S] != T) throw bad("seq_offset does not span the tokens");
+    for (int64_t i = 0; i < S; ++i)  // before any difference is taken (INT64_MIN − x overflows)
+        if (offset[(size_t)i + 1] < offset[(size_t)i])
+            throw bad(fmt::format("seq_offset decreases at {}", i + 1));
+    for (int64_t i = 0; i < S; ++i) {
         TraceSeq q;
         q.index = index[i], q.group = group[i], q.lang = lang[i], q.domain = domain[i];
         q.tok_begin = offset[i], q.n_tok = offset[i + 1] - offset[i];
-        q.id = i < ids.size() ? ids[i].get<std::string>() : "";
-        if (q.lang < 0 || q.lang >= (int32_t)m.langs.size() || q.n_tok < 0)
-            throw Error(fmt::format("{}: sequence {} has an invalid language or length", path, i));
+        q.id = i < (int64_t)ids.size() ? ids[i].get<std::string>() : "";
+        if (q.index != shard * m.seqs_per_shard + i)
+            throw bad(fmt::format("sequence {} has corpus position {}, expected {}", i, q.index,
+                                  shard * m.seqs_per_shard + i));
+        if (q.lang < 0 || q.lang >= (int32_t)m.langs.size() || q.domain < 0 ||
+            q.domain >= (int32_t)m.domains.size() || q.group < -1)
+            throw bad(fmt::format("sequence {} has a language, domain or group outside manifest.json", i));
+        if (q.n_tok < 0 || q.tok_begin < 0) throw bad(fmt::format("sequence {} has a negative length", i));
         s.seqs.push_back(std::move(q));
     }
     return s;

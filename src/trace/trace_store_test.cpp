@@ -2,10 +2,15 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+
+#include <unistd.h>
 
 #include "routescope/common.h"
+#include "routescope/file_io.h"
 #include "routescope/trace.h"
 #include "safetensors.h"
 
@@ -141,4 +146,215 @@ TEST(TraceStore, CorruptFilesGiveErrors) {
     std::ofstream(dir / "manifest.json") << "{ not json";
     EXPECT_THROW(rs::read_manifest(dir), rs::Error);
     EXPECT_THROW(rs::read_manifest((dir / "nope").string()), rs::Error);
+}
+
+// ---- hardening (issue #15): bad shards and manifests are rs::Error, never a crash or a result
+
+namespace {
+
+// Rewrites shard 0 of `dir` with tensor `name` replaced by `data` (same dtype, given shape).
+template <class T>
+void replace_tensor(const fs::path & dir, const std::string & name, std::vector<T> data,
+                    std::vector<int64_t> shape) {
+    const auto path = (dir / rs::shard_file_name(0)).string();
+    const rs::StFile f = rs::st_read(path);
+    std::vector<rs::StTensorView> t;
+    for (auto it = f.header.begin(); it != f.header.end(); ++it) {
+        if (it.key() == "__metadata__") continue;
+        auto v = f.get(it.key(), it.value()["dtype"].get<std::string>());
+        if (it.key() == name) v.data = data.data(), v.nbytes = data.size() * sizeof(T), v.shape = shape;
+        t.push_back(v);
+    }
+    rs::st_write(path, t, f.metadata);
+}
+
+std::string error_of(const std::function<void()> & fn) {
+    try {
+        fn();
+    } catch (const rs::Error & e) {
+        return e.what();
+    }
+    return "";
+}
+
+fs::path written_trace(const std::string & name, rs::TraceManifest & m) {
+    const auto dir = fresh_dir(name);
+    m = small_manifest();
+    rs::prepare_trace_dir(dir, m, false);
+    rs::write_shard(dir, 0, m, small_shard());
+    return dir;
+}
+
+}  // namespace
+
+TEST(TraceHardening, DataOffsetsWithFewerThanTwoEntries) {
+    // 1. of the issue: {"data_offsets": [0]} used to read off[1] out of bounds
+    const std::string hdr = R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0]}})";
+    std::vector<uint8_t> b(8 + hdr.size() + 4);
+    const uint64_t n = hdr.size();
+    std::memcpy(b.data(), &n, 8);
+    std::memcpy(b.data() + 8, hdr.data(), hdr.size());
+    const auto msg = error_of([&] { rs::st_parse("x.safetensors", b); });
+    EXPECT_NE(msg.find("x.safetensors: tensor 'a' has data_offsets that are not two"), std::string::npos)
+        << msg;
+    for (const char * bad : {R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})",
+                             R"({"a":{"dtype":"F32","shape":"x","data_offsets":[0,4]}})",
+                             R"({"a":{"dtype":7,"shape":[1],"data_offsets":[0,4]}})",
+                             R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[-4,0]}})",
+                             R"({"a":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,4]}})",
+                             R"({"__metadata__":{"k":1}})", R"([1,2])", R"({"a":3})"}) {
+        const std::string h = bad;
+        std::vector<uint8_t> c(8 + h.size() + 4);
+        const uint64_t hn = h.size();
+        std::memcpy(c.data(), &hn, 8);
+        std::memcpy(c.data() + 8, h.data(), h.size());
+        EXPECT_THROW(rs::st_parse("x", c), rs::Error) << bad;
+    }
+}
+
+TEST(TraceHardening, NonFiniteOrNegativeProbabilitiesAndBadOffsets) {
+    rs::TraceManifest m;
+    {
+        const auto dir = written_trace("nan", m);
+        std::vector<float> p(24, 0.25f);
+        p[5] = std::nanf("");
+        replace_tensor(dir, "probs", p, {3, 2, 4});
+        EXPECT_NE(error_of([&] { rs::read_shard(dir, m, 0); }).find("not finite in [0, 1]"),
+                  std::string::npos);
+    }
+    {
+        const auto dir = written_trace("neg", m);
+        std::vector<float> p(24, 0.25f);
+        p[0] = -0.5f;
+        replace_tensor(dir, "probs", p, {3, 2, 4});
+        EXPECT_THROW(rs::read_shard(dir, m, 0), rs::Error);
+    }
+    {
+        const auto dir = written_trace("off", m);
+        replace_tensor(dir, "seq_offset", std::vector<int64_t>{-1, 2, 3}, {3});
+        EXPECT_NE(error_of([&] { rs::read_shard(dir, m, 0); }).find("seq_offset"), std::string::npos);
+        replace_tensor(dir, "seq_offset", std::vector<int64_t>{0, 3, 2}, {3});  // decreasing
+        EXPECT_THROW(rs::read_shard(dir, m, 0), rs::Error);
+        // found by rs_fuzz under UBSan: the length INT64_MIN − 2 overflowed before the check
+        replace_tensor(dir, "seq_offset", std::vector<int64_t>{0, INT64_MIN, 3}, {3});
+        EXPECT_NE(error_of([&] { rs::read_shard(dir, m, 0); }).find("seq_offset decreases"), std::string::npos);
+    }
+    {
+        const auto dir = written_trace("ids", m);
+        replace_tensor(dir, "topk", std::vector<int16_t>(12, 4), {3, 2, 2});  // E = 4: id 4 is out of range
+        EXPECT_NE(error_of([&] { rs::read_shard(dir, m, 0); }).find("expert id 4"), std::string::npos);
+    }
+    {
+        const auto dir = written_trace("pos", m);
+        replace_tensor(dir, "seq_index", std::vector<int64_t>{0, 7}, {2});
+        EXPECT_NE(error_of([&] { rs::read_shard(dir, m, 0); }).find("corpus position 7"), std::string::npos);
+    }
+}
+
+TEST(TraceHardening, ManifestFieldsAreValidated) {
+    const auto good = rs::manifest_to_json(small_manifest());
+    EXPECT_NO_THROW(rs::manifest_from_json(good));
+    auto expect_bad = [&](const std::function<void(nlohmann::json &)> & edit, const std::string & needle) {
+        auto j = good;
+        edit(j);
+        const auto msg = error_of([&] { rs::manifest_from_json(j); });
+        EXPECT_NE(msg.find(needle), std::string::npos) << needle << " | " << msg;
+        EXPECT_EQ(msg.find("json.exception"), std::string::npos) << msg;
+    };
+    expect_bad([](auto & j) { j["model"]["n_layer"] = 3.5; }, "model.n_layer\" must be an integer");
+    expect_bad([](auto & j) { j["model"]["moe_layers"] = {2, 0}; }, "strictly ascending");
+    expect_bad([](auto & j) { j["model"]["moe_layers"] = {0, 0}; }, "strictly ascending");
+    expect_bad([](auto & j) { j["model"]["moe_layers"] = {0, 3}; }, "not a block index");
+    expect_bad([](auto & j) { j["model"]["top_k"] = 5; }, "model.top_k");
+    expect_bad([](auto & j) { j["model"]["n_expert"] = 4294967300; }, "model.n_expert");
+    expect_bad([](auto & j) { j["corpus"]["langs"] = {"eng_Latn", "eng_Latn"}; }, "twice");
+    expect_bad([](auto & j) { j["corpus"]["n_sequences"] = -3; }, "corpus.n_sequences");
+    expect_bad([](auto & j) { j["corpus"]["langs"] = "eng_Latn"; }, "non-empty list");
+    expect_bad([](auto & j) { j["store"]["has_logits"] = 1; }, "true or false");
+    expect_bad([](auto & j) { j["store"]["shard_sha256"] = {{"9", std::string(64, 'a')}}; }, "shard index");
+    expect_bad([](auto & j) { j.erase("model"); }, "\"model\" is missing");
+}
+
+TEST(TraceHardening, NSequencesLargerThanRecordedIsRefused) {
+    rs::TraceManifest m;
+    const auto dir = written_trace("nseq", m);
+    m.n_sequences = 2;  // shard 0 holds 2 sequences; with 3 the shard must hold positions 0, 1 (S=2): ok
+    EXPECT_NO_THROW(rs::read_shard(dir, m, 0));
+    m.n_sequences = 1;  // shard 0 would hold 1 sequence, it holds 2
+    EXPECT_THROW(rs::read_shard(dir, m, 0), rs::Error);
+    m.n_sequences = 3;
+    EXPECT_THROW(rs::read_shard(dir, m, 5), rs::Error);  // beyond the manifest's shards
+}
+
+TEST(TraceHardening, ResumeVerifiesShardChecksumsAndCorpusHash) {
+    const auto dir = fresh_dir("resume_sha");
+    auto m = small_manifest();
+    m.corpus_sha256 = std::string(64, 'a');
+    rs::prepare_trace_dir(dir, m, false);
+    m.shard_sha256[0] = rs::write_shard(dir, 0, m, small_shard());
+    rs::write_manifest(dir, m);
+    EXPECT_EQ(rs::read_manifest(dir).shard_sha256.at(0), m.shard_sha256.at(0));
+    auto again = small_manifest();
+    again.corpus_sha256 = m.corpus_sha256;
+    EXPECT_EQ(rs::prepare_trace_dir(dir, again, true), std::vector<int64_t>{0});
+    // an empty (or truncated) shard does not count as done and reading it names the checksum
+    rs::write_manifest(dir, m);
+    std::ofstream(dir / rs::shard_file_name(0), std::ios::trunc).close();
+    EXPECT_NE(error_of([&] { rs::read_shard(dir, m, 0); }).find("checksum"), std::string::npos);
+    again = small_manifest();
+    again.corpus_sha256 = m.corpus_sha256;
+    EXPECT_TRUE(rs::prepare_trace_dir(dir, again, true).empty());
+    // a corpus whose content changed (same row count) is refused
+    auto changed = small_manifest();
+    changed.corpus_sha256 = std::string(64, 'b');
+    EXPECT_NE(error_of([&] { rs::prepare_trace_dir(dir, changed, true); }).find("corpus content"),
+              std::string::npos);
+}
+
+TEST(TraceHardening, StaleTemporariesAreRemoved) {
+    const auto dir = fresh_dir("tmp");
+    fs::create_directories(dir);
+    // pid 2^22 + 1 is above Linux's pid_max limit, so no such process exists
+    std::ofstream(dir / "shard-00000.safetensors.tmp-4194305") << "x";
+    std::ofstream(dir / ("keep.tmp-" + std::to_string(getpid()))) << "x";
+    auto m = small_manifest();
+    rs::prepare_trace_dir(dir, m, false);
+    EXPECT_FALSE(fs::exists(dir / "shard-00000.safetensors.tmp-4194305"));
+    EXPECT_TRUE(fs::exists(dir / ("keep.tmp-" + std::to_string(getpid()))));
+    EXPECT_THROW(rs::write_file_atomic(dir.string(), "x"), rs::Error);  // a directory: refused, nothing left
+    EXPECT_FALSE(fs::exists(dir.string() + ".tmp-" + std::to_string(getpid())));
+}
+
+// Found by rs_fuzz (tests/fuzz/manifest/seqs-per-shard-zero): a zero lower bound check was skipped for
+// JSON numbers stored unsigned, and trace_n_shards then divided by zero (SIGFPE).
+TEST(TraceHardening, ZeroSeqsPerShardIsRefused) {
+    auto j = rs::manifest_to_json(small_manifest());
+    j["store"]["seqs_per_shard"] = 0u;
+    EXPECT_THROW(rs::manifest_from_json(j), rs::Error);
+    j["store"]["seqs_per_shard"] = 2u;
+    j["model"]["top_k"] = 0u;
+    EXPECT_THROW(rs::manifest_from_json(j), rs::Error);
+}
+
+// Found by rs_fuzz under UBSan: a file whose header length is odd puts every tensor at an odd address;
+// such a file is valid safetensors and must read the same (no misaligned loads).
+TEST(TraceHardening, MisalignedTensorsReadTheSame) {
+    rs::TraceManifest m;
+    const auto dir = written_trace("misaligned", m);
+    m.probs_dtype = "f16";
+    fs::remove_all(dir);
+    rs::prepare_trace_dir(dir, m, false);
+    rs::write_shard(dir, 0, m, small_shard());
+    const auto path = (dir / rs::shard_file_name(0)).string();
+    const std::string raw = rs::read_file(path);
+    uint64_t n = 0;
+    std::memcpy(&n, raw.data(), 8);
+    std::string odd = raw.substr(0, 8 + n) + " " + raw.substr(8 + n);  // JSON allows trailing spaces
+    ++n;
+    std::memcpy(odd.data(), &n, 8);
+    const auto a = rs::read_shard(dir, m, 0);
+    const auto b = rs::parse_shard(path, std::vector<uint8_t>(odd.begin(), odd.end()), m, 0);
+    EXPECT_EQ(a.probs, b.probs);
+    EXPECT_EQ(a.topk, b.topk);
+    EXPECT_EQ(a.tokens, b.tokens);
 }

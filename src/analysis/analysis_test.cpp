@@ -3,8 +3,11 @@
 // count, cross-trace pairing and its errors, experts Δ and sets.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -26,9 +29,10 @@ struct SynthSeq {
 };
 
 // A trace of n_moe layers, E experts, top-k K: p peaked on a few experts per sequence, top-k from p.
+// near_uniform > 0: p_e ∝ 1 + near_uniform·u_e (u uniform in [0, 1)), routing close to uniform.
 void write_synth_trace(const fs::path & dir, const std::vector<SynthSeq> & seqs,
                        const std::string & sha = "abc", int n_moe = 3, int e = 8, int k = 2,
-                       int per_shard = 5) {
+                       int per_shard = 5, double near_uniform = 0.0) {
     fs::create_directories(dir);
     rs::TraceManifest m;
     m.model_sha256 = sha, m.arch = "olmoe", m.model_name = "synth", m.n_layer = n_moe + 1;
@@ -64,8 +68,10 @@ void write_synth_trace(const fs::path & dir, const std::vector<SynthSeq> & seqs,
                     std::vector<float> p((size_t)e);
                     float sum = 0;
                     for (auto & v : p)
-                        sum += v = (float)(1 + rs::uniform_below(rng, 100)) *
-                                   (rs::uniform_below(rng, 3) == 0 ? 20.f : 1.f);
+                        sum += v = near_uniform > 0.0
+                                       ? (float)(1.0 + near_uniform * (double)(rng.next() >> 11) * 0x1p-53)
+                                       : (float)(1 + rs::uniform_below(rng, 100)) *
+                                             (rs::uniform_below(rng, 3) == 0 ? 20.f : 1.f);
                     for (auto & v : p) v /= sum;
                     s.probs.insert(s.probs.end(), p.begin(), p.end());
                     std::vector<int16_t> ids((size_t)e);
@@ -192,6 +198,170 @@ TEST(Analysis, CrossTracePairingAndErrors) {
               std::string::npos);
     EXPECT_NE(error_of({(dir / "a").string()}, "swh_Latn").find("swh_Latn"), std::string::npos);
     EXPECT_NE(error_of({(dir / "missing").string()}).find("not found"), std::string::npos);
+}
+
+// Rows of a CSV file as field vectors (no quoted fields in these tables), header dropped.
+std::vector<std::vector<std::string>> csv_rows(const fs::path & p) {
+    std::vector<std::vector<std::string>> rows;
+    std::istringstream in(slurp(p));
+    std::string line;
+    std::getline(in, line);
+    while (std::getline(in, line)) {
+        std::vector<std::string> f;
+        size_t b = 0;
+        for (size_t e; (e = line.find(',', b)) != std::string::npos; b = e + 1)
+            f.push_back(line.substr(b, e - b));
+        f.push_back(line.substr(b));
+        rows.push_back(std::move(f));
+    }
+    return rows;
+}
+
+// Defect 1 of issue 14: languages that live in different traces are paired by (domain, group) in the
+// language × language matrix as in divergence.csv, a sentence recorded in two traces counts once, and the
+// clustering does not rest on filled cells.
+TEST(Analysis, PairwisePairsAcrossTracesAndCountsEachSentenceOnce) {
+    const auto dir = tmp("pairwise_cross");
+    auto c = parallel_seqs({"eng_Latn", "zho_Hans"}, 6);  // eng groups 0–5 again
+    auto b = parallel_seqs({"hin_Deva", "swh_Latn"}, 10);
+    for (auto & q : b)  // swh routes exactly as deu: their divergence is 0, the first merge of every layer
+        if (q.lang == "swh_Latn")
+            q.seed = rs::derive_seed(std::hash<std::string>{}("deu_Latn"), (uint64_t)q.group, 1);
+    write_synth_trace(dir / "a", parallel_seqs({"eng_Latn", "deu_Latn"}, 10));
+    write_synth_trace(dir / "b", b);
+    write_synth_trace(dir / "c", c);
+    rs::AnalyzeOptions opt;
+    opt.bootstrap_resamples = 20;
+    opt.traces = {(dir / "a").string(), (dir / "b").string(), (dir / "c").string()};
+    for (const int threads : {1, 2}) {
+        opt.n_threads = threads;
+        opt.out_dir = (dir / ("out" + std::to_string(threads))).string();
+        const auto rep = rs::run_analyze(opt);
+        EXPECT_EQ(rep.n_sequences, 20 + 20 + 6);  // C's eng sequences are A's sentences: counted once
+    }
+    for (const char * f : {"divergence.csv", "pairwise.csv", "clusters.json", "summary.json", "entropy.csv"})
+        EXPECT_EQ(slurp(dir / "out1" / f), slurp(dir / "out2" / f)) << f;
+    const fs::path out = dir / "out1";
+
+    std::map<std::string, std::vector<std::string>> div;  // "trace|lang|layer" → row
+    for (auto & r : csv_rows(out / "divergence.csv")) div[r[1] + "|" + r[2] + "|" + r[3]] = r;
+    std::map<std::string, std::vector<std::string>> pw;  // "a|b|layer" → row
+    for (auto & r : csv_rows(out / "pairwise.csv")) pw[r[2] + "|" + r[3] + "|" + r[1]] = r;
+    ASSERT_EQ(pw.size(), 3u * 5 * 5);  // 3 layers × every ordered pair of the 5 paired languages
+    for (const std::string layer : {"1", "2", "3"}) {
+        auto n_pairs = [&](const std::string & x, const std::string & y) {
+            return std::stoll(pw.at(x + "|" + y + "|" + layer)[5]);
+        };
+        EXPECT_EQ(n_pairs("eng_Latn", "eng_Latn"), 10);  // not 16: groups 0–5 of eng once
+        EXPECT_EQ(n_pairs("eng_Latn", "hin_Deva"), 10);
+        EXPECT_EQ(n_pairs("deu_Latn", "swh_Latn"), 10);
+        EXPECT_EQ(n_pairs("zho_Hans", "hin_Deva"), 6);
+        EXPECT_EQ(n_pairs("zho_Hans", "eng_Latn"), 6);
+        // eng × hin over the same 10 parallel pairs as hin's row of divergence.csv (pivot from trace a)
+        EXPECT_EQ(pw.at("eng_Latn|hin_Deva|" + layer)[4],
+                  div.at((dir / "b").string() + "|hin_Deva|" + layer)[4]);
+        EXPECT_EQ(pw.at("hin_Deva|eng_Latn|" + layer)[4], pw.at("eng_Latn|hin_Deva|" + layer)[4]);
+        EXPECT_EQ(pw.at("deu_Latn|swh_Latn|" + layer)[4], "0");
+    }
+    const auto cl = nlohmann::json::parse(slurp(out / "clusters.json"));
+    ASSERT_EQ(cl["layers"].size(), 3u);
+    for (const auto & l : cl["layers"]) {
+        EXPECT_TRUE(l["filled"].empty()) << l.dump();
+        const auto & first = l["merges"][0];
+        const std::vector<std::string> langs = l["langs"];
+        const std::set<std::string> pair{langs[first["a"].get<size_t>()], langs[first["b"].get<size_t>()]};
+        EXPECT_EQ(pair, (std::set<std::string>{"deu_Latn", "swh_Latn"})) << l.dump();
+        EXPECT_EQ(first["distance"].get<double>(), 0.0);
+    }
+    const auto sum = nlohmann::json::parse(slurp(out / "summary.json"));
+    EXPECT_EQ(sum["n_duplicate_sequences"].get<int64_t>(), 6);
+    EXPECT_EQ(sum["languages"]["eng_Latn"]["n_seq"].get<int64_t>(), 10);
+}
+
+// Defect 3 of issue 14: the same trace twice (also under another spelling) is refused, not counted twice.
+TEST(Analysis, SameTraceTwiceIsRefused) {
+    const auto dir = tmp("twice");
+    write_synth_trace(dir / "t", parallel_seqs({"eng_Latn", "deu_Latn"}, 4));
+    rs::AnalyzeOptions opt;
+    opt.traces = {(dir / "t").string(), (dir / "." / "t").string()};
+    opt.out_dir = (dir / "out").string();
+    try {
+        rs::run_analyze(opt);
+        ADD_FAILURE() << "no error";
+    } catch (const rs::Error & e) {
+        EXPECT_NE(std::string(e.what()).find("given twice"), std::string::npos) << e.what();
+    }
+    rs::ExpertsOptions eo;
+    eo.traces = opt.traces;
+    eo.multilingual = true;
+    eo.out = (dir / "e.json").string();
+    EXPECT_THROW(rs::run_experts(eo), rs::Error);
+}
+
+// Defect 2 of issue 14: near uniform routing (normaliser log E − ½(H(a)+H(b)) ≈ 1e-4·log E) against a
+// long-double recomputation from the stored shards; a float q gave ~1e-3 relative error here.
+TEST(Analysis, NearUniformDivergenceMatchesLongDoubleReference) {
+    const auto dir = tmp("near_uniform");
+    const int n_moe = 2, e = 16, n_group = 12;
+    write_synth_trace(dir / "t", parallel_seqs({"eng_Latn", "deu_Latn"}, n_group), "abc", n_moe, e, 2, 5,
+                      0.05);
+    rs::AnalyzeOptions opt;
+    opt.traces = {(dir / "t").string()};
+    opt.bootstrap_resamples = 10;
+    opt.out_dir = (dir / "out").string();
+    rs::run_analyze(opt);
+
+    // reference: q (Eq. 1), H, D_JS (Eq. 6), D_H-JS (Eqs. 7–8) and the mean over pairs (Eq. 2) in long double
+    const auto m = rs::read_manifest((dir / "t").string());
+    std::map<std::pair<int64_t, int>, std::vector<std::vector<long double>>> q;  // (group, lang) → [slot][E]
+    for (const int64_t k : rs::list_shards((dir / "t").string())) {
+        const auto s = rs::read_shard((dir / "t").string(), m, k);
+        for (const auto & sq : s.seqs) {
+            auto & v = q[{sq.group, sq.lang}];
+            v.assign(n_moe, std::vector<long double>(e, 0.0L));
+            for (int l = 0; l < n_moe; ++l) {
+                for (int64_t t = 0; t < sq.n_tok; ++t)
+                    for (int x = 0; x < e; ++x) v[l][x] += (long double)s.p(sq.tok_begin + t, l)[x];
+                for (auto & x : v[l]) x /= (long double)sq.n_tok;
+            }
+        }
+    }
+    auto H = [](const std::vector<long double> & a) {
+        long double h = 0;
+        for (auto x : a) h -= x * logl(x);
+        return h;
+    };
+    std::map<int, long double> want;
+    for (int l = 0; l < n_moe; ++l) {
+        long double sum = 0;
+        for (int g = 0; g < n_group; ++g) {
+            const auto & a = q.at({g, 0})[l];
+            const auto & b = q.at({g, 1})[l];
+            long double js = 0;
+            for (int x = 0; x < e; ++x) {
+                const long double mm = 0.5L * (a[x] + b[x]);
+                js += 0.5L * (a[x] * logl(a[x] / mm) + b[x] * logl(b[x] / mm));
+            }
+            const long double f = logl((long double)e) - 0.5L * (H(a) + H(b));
+            ASSERT_GT(f, 1e-6L * logl((long double)e));
+            ASSERT_LT(f, 1e-2L * logl((long double)e));  // near uniform indeed
+            sum += js / f;
+        }
+        want[l + 1] = sum / n_group;
+    }
+    int n_checked = 0;
+    for (const auto & r : csv_rows(dir / "out" / "divergence.csv"))
+        if (r[2] == "deu_Latn") {
+            const long double w = want.at(std::stoi(r[3]));
+            EXPECT_NEAR(std::stod(r[4]) / (double)w, 1.0, 1e-8) << r[3];
+            ++n_checked;
+        }
+    EXPECT_EQ(n_checked, n_moe);
+    for (const auto & r : csv_rows(dir / "out" / "pairwise.csv"))
+        if (r[2] == "eng_Latn" && r[3] == "deu_Latn") {
+            const long double w = want.at(std::stoi(r[1]));
+            EXPECT_NEAR(std::stod(r[4]) / (double)w, 1.0, 1e-8) << r[1];
+        }
 }
 
 TEST(Analysis, UnpairedDomainsGiveDomainDivergence) {

@@ -41,7 +41,10 @@ struct DivRow {
     std::vector<std::optional<double>> div;  // per slot, nullopt when no pair is defined
 };
 
-json clustering_json(std::span<const double> dist, const std::vector<std::string> & names) {
+// filled: [n × n] flags of the cells that had no defined pair and were given the fill distance; they are
+// listed in the JSON ("filled": [[a, b], …], a < b) so that a dendrogram resting on them is not silent.
+json clustering_json(std::span<const double> dist, const std::vector<std::string> & names,
+                     const std::vector<uint8_t> & filled) {
     const int n = (int)names.size();
     const auto merges = average_linkage(dist, n);
     json jm = json::array();
@@ -49,7 +52,12 @@ json clustering_json(std::span<const double> dist, const std::vector<std::string
         jm.push_back({{"a", m.a}, {"b", m.b}, {"distance", m.distance}, {"size", m.size}});
     json order = json::array();
     for (int i : dendrogram_leaf_order(merges, n)) order.push_back(names[(size_t)i]);
-    return {{"langs", names}, {"merges", jm}, {"leaf_order", order}};
+    json jf = json::array();
+    for (int a = 0; a < n; ++a)
+        for (int b = a + 1; b < n; ++b)
+            if (!filled.empty() && filled[(size_t)a * n + b])
+                jf.push_back({names[(size_t)a], names[(size_t)b]});
+    return {{"langs", names}, {"merges", jm}, {"leaf_order", order}, {"filled", jf}};
 }
 
 }  // namespace
@@ -148,6 +156,7 @@ AnalyzeReport write_analysis(const AnalyzeState & st) {
     Csv pw_csv({"model", "layer", "lang_a", "lang_b", "div", "n_pairs", "n_undefined"});
     json clusters = {{"model", model}, {"layers", json::array()}};
     std::vector<double> mid_dist((size_t)np * np, 0.0);
+    std::vector<uint8_t> mid_filled((size_t)np * np, 0);
     for (int l = 0; l < n_moe; ++l) {
         DivergenceMatrix dm;
         dm.n = np;
@@ -166,14 +175,22 @@ AnalyzeReport write_analysis(const AnalyzeState & st) {
                 dm.n_defined[k] = c.n_defined;
                 dm.n_undefined[k] = c.n_undefined;
             }
+        // cells are defined wherever the two languages share a parallel group (in any traces); the rest
+        // (no common group, or every pair below the normaliser floor) take the largest defined distance
         const auto dist = dm.distances_filled();
+        std::vector<uint8_t> filled((size_t)np * np, 0);
+        for (int a = 0; a < np; ++a)
+            for (int b = 0; b < np; ++b) filled[(size_t)a * np + b] = !dm.defined(a, b);
         if (std::find(mid.begin(), mid.end(), l) != mid.end())
-            for (size_t k = 0; k < dist.size(); ++k) mid_dist[k] += dist[k] / (double)mid.size();
-        json c = clustering_json(dist, pl_names);
+            for (size_t k = 0; k < dist.size(); ++k) {
+                mid_dist[k] += dist[k] / (double)mid.size();
+                mid_filled[k] = mid_filled[k] || filled[k];
+            }
+        json c = clustering_json(dist, pl_names, filled);
         c["layer"] = ts.moe_layers[(size_t)l];
         clusters["layers"].push_back(std::move(c));
     }
-    clusters["middle"] = mid.empty() ? json(nullptr) : clustering_json(mid_dist, pl_names);
+    clusters["middle"] = mid.empty() ? json(nullptr) : clustering_json(mid_dist, pl_names, mid_filled);
     write_file_atomic(out + "/pairwise.csv", pw_csv.str());
     write_file_atomic(out + "/clusters.json", clusters.dump(1) + "\n");
 
@@ -303,6 +320,7 @@ AnalyzeReport write_analysis(const AnalyzeState & st) {
     js["seed"] = opt.seed;
     js["n_sequences"] = st.n_sequences;
     js["n_tokens"] = st.n_tokens;
+    js["n_duplicate_sequences"] = st.n_duplicates;
     if (mid.empty()) {
         js["middle_layers"] = nullptr;
     } else {

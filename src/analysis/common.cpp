@@ -92,8 +92,15 @@ namespace analysis {
 TraceSet load_trace_set(const std::vector<std::string> & dirs) {
     if (dirs.empty()) throw Error("no trace directory given");
     TraceSet ts;
+    std::vector<fs::path> seen;  // canonical paths: the same trace given twice would count everything twice
     for (const auto & d : dirs) {
         if (!fs::is_directory(d)) throw Error("trace directory not found: " + d);
+        const fs::path canon = fs::weakly_canonical(d);
+        for (size_t i = 0; i < seen.size(); ++i)
+            if (seen[i] == canon)
+                throw Error(d + ": the same trace is given twice (as " + dirs[i] +
+                            " too; give each trace once)");
+        seen.push_back(canon);
         ts.dirs.push_back(d);
         ts.manifests.push_back(read_manifest(d));
         const auto & m = ts.manifests.back();

@@ -113,6 +113,23 @@ TraceManifest read_manifest(const std::string & dir);  // throws rs::Error with 
 int64_t trace_n_shards(const TraceManifest & m);
 TraceShard read_shard(const std::string & dir, const TraceManifest & m, int64_t shard);
 
+// A shard's stored bytes with typed views of its tensors, no conversion (analyze's and experts' fast path,
+// src/trace/trace_raw.cpp). Without probs only the sequence tensors and topk are read from the file (pread of
+// their byte ranges), so `experts` reads a few percent of a shard. Views point into `bytes`.
+struct RawShard {
+    int n_moe = 0, n_expert = 0, top_k = 0;
+    int64_t n_tok = 0;
+    std::vector<TraceSeq> seqs;            // id left empty
+    const uint16_t * probs_f16 = nullptr;  // [T, n_moe, E] when the trace stores f16 and probs were read
+    const float * probs_f32 = nullptr;     // [T, n_moe, E] when it stores f32 and probs were read
+    const int16_t * topk = nullptr;        // [T, n_moe, K]
+    std::vector<uint64_t> bytes;           // owns the data (8-byte aligned)
+};
+// reuse: a shard read before whose buffer is taken over (no new allocation, no page faults, when it is
+// large enough); it is left empty.
+RawShard read_shard_raw(const std::string & dir, const TraceManifest & m, int64_t shard,
+                        bool with_probs = true, RawShard * reuse = nullptr);
+
 // The shard indices present on disk (complete files), ascending.
 std::vector<int64_t> list_shards(const std::string & dir);
 

@@ -40,6 +40,10 @@ std::vector<int> select_slots(const TraceSet & ts, const std::optional<LayerRang
 void for_each_shard(const std::string & dir, const TraceManifest & m, int n_threads,
                     const std::function<void(int64_t, const TraceShard &)> & fn);
 
+// The same over read_shard_raw (trace.h): the shard's bytes as stored, probs only when with_probs.
+void for_each_raw_shard(const std::string & dir, const TraceManifest & m, int n_threads, bool with_probs,
+                        const std::function<void(int64_t, const RawShard &)> & fn);
+
 // Builds a CSV file in memory, row by row.
 class Csv {
   public:

@@ -14,6 +14,7 @@
 
 #include "routescope/analysis.h"
 #include "routescope/common.h"
+#include "routescope/metrics.h"
 #include "routescope/stats.h"
 #include "routescope/trace.h"
 
@@ -32,7 +33,7 @@ struct SynthSeq {
 // near_uniform > 0: p_e ∝ 1 + near_uniform·u_e (u uniform in [0, 1)), routing close to uniform.
 void write_synth_trace(const fs::path & dir, const std::vector<SynthSeq> & seqs,
                        const std::string & sha = "abc", int n_moe = 3, int e = 8, int k = 2,
-                       int per_shard = 5, double near_uniform = 0.0) {
+                       int per_shard = 5, double near_uniform = 0.0, const std::string & dtype = "f32") {
     fs::create_directories(dir);
     rs::TraceManifest m;
     m.model_sha256 = sha, m.arch = "olmoe", m.model_name = "synth", m.n_layer = n_moe + 1;
@@ -43,7 +44,7 @@ void write_synth_trace(const fs::path & dir, const std::vector<SynthSeq> & seqs,
         if (std::find(m.domains.begin(), m.domains.end(), s.domain) == m.domains.end())
             m.domains.push_back(s.domain);
     }
-    m.n_sequences = (int64_t)seqs.size(), m.seqs_per_shard = per_shard, m.probs_dtype = "f32";
+    m.n_sequences = (int64_t)seqs.size(), m.seqs_per_shard = per_shard, m.probs_dtype = dtype;
     rs::write_manifest(dir.string(), m);
     for (int64_t sh = 0; sh * per_shard < (int64_t)seqs.size(); ++sh) {
         rs::TraceShard s;
@@ -362,6 +363,91 @@ TEST(Analysis, NearUniformDivergenceMatchesLongDoubleReference) {
             const long double w = want.at(std::stoi(r[1]));
             EXPECT_NEAR(std::stod(r[4]) / (double)w, 1.0, 1e-8) << r[1];
         }
+}
+
+void expect_same(const std::vector<rs::SequenceLayerStats> & a,
+                 const std::vector<rs::SequenceLayerStats> & b) {
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t l = 0; l < a.size(); ++l) {
+        EXPECT_EQ(a[l].n_tok, b[l].n_tok);
+        EXPECT_EQ(a[l].importance, b[l].importance) << l;  // exact: same sums in the same order
+        // H(p_t) in four interleaved partial sums: a different but fixed order
+        EXPECT_NEAR(a[l].entropy_sum, b[l].entropy_sum, 1e-14 * std::max(1.0, std::abs(b[l].entropy_sum)))
+            << l;
+        EXPECT_EQ(a[l].consistency, b[l].consistency) << l;
+        EXPECT_EQ(a[l].act_count, b[l].act_count) << l;
+    }
+}
+
+// The one-pass summaries from shard bytes equal summarise_sequence bit for bit (the entropy sum to 1e-14
+// relative, a different fixed order): f16 and f32 probs, zeros,
+// duplicated ids in a row, E > 64 (two mask words), K = E, 0 and 1 token; bad ids raise rs::Error.
+TEST(Analysis, RawSummariesEqualTheReferenceBitForBit) {
+    rs::SplitMix64 rng(7);
+    for (const auto & [e, k] : {std::pair{70, 5}, std::pair{8, 8}, std::pair{128, 8}})
+        for (const int64_t n_tok : {int64_t{0}, int64_t{1}, int64_t{2}, int64_t{37}}) {
+            const int n_moe = 3;
+            const int64_t begin = 2, rows = (begin + n_tok + 1) * n_moe;
+            std::vector<uint16_t> f16((size_t)(rows * e));
+            std::vector<float> f32(f16.size()), w16(f16.size());
+            for (size_t i = 0; i < f16.size(); ++i) {
+                f16[i] = rs::uniform_below(rng, 5) == 0 ? 0 : (uint16_t)rs::uniform_below(rng, 0x3C01);
+                w16[i] = rs::f16_bits_to_f32(f16[i]);
+                f32[i] = rs::uniform_below(rng, 5) == 0 ? 0.f : (float)(rng.next() >> 40) * 0x1p-24f;
+            }
+            std::vector<int16_t> topk((size_t)(rows * k));
+            for (auto & id : topk) id = (int16_t)rs::uniform_below(rng, (uint64_t)e);  // duplicates included
+            const rs::SummaryOptions so{.seed = 3, .consistency_pairs = 50};
+            for (const bool half : {true, false}) {
+                const auto & ref_p = half ? w16 : f32;
+                const auto want = rs::summarise_sequence(ref_p, topk, begin, n_tok, n_moe, e, k, 11, so);
+                const rs::RawProbs raw =
+                    half ? rs::RawProbs{.f16 = f16.data()} : rs::RawProbs{.f32 = f32.data()};
+                expect_same(rs::summarise_sequence_raw(raw, topk.data(), begin, n_tok, n_moe, e, k, 11, so),
+                            want);
+                const std::vector<int> slots = {2, 0};
+                std::vector<int64_t> counts(2 * (size_t)e);
+                rs::activation_counts_raw(topk.data(), begin, n_tok, n_moe, k, e, slots, counts);
+                for (size_t i = 0; i < 2; ++i)
+                    EXPECT_EQ(std::vector<int64_t>(counts.begin() + (ptrdiff_t)(i * e),
+                                                   counts.begin() + (ptrdiff_t)((i + 1) * e)),
+                              want[(size_t)slots[i]].act_count);
+            }
+            if (n_tok > 0) {
+                topk[(size_t)(begin * n_moe * k + 1)] = (int16_t)e;
+                EXPECT_THROW(rs::summarise_sequence_raw({.f32 = f32.data()}, topk.data(), begin, n_tok, n_moe,
+                                                        e, k, 11, so),
+                             rs::Error);
+            }
+        }
+}
+
+// read_shard_raw gives the stored tensors: its f16 values widened equal read_shard's probs, same topk and
+// sequences; without probs it reads no probs.
+TEST(Analysis, RawShardMatchesReadShard) {
+    const auto dir = tmp("raw_shard");
+    write_synth_trace(dir / "t", parallel_seqs({"eng_Latn", "deu_Latn"}, 6), "abc", 3, 8, 2, 5, 0.0, "f16");
+    const auto m = rs::read_manifest((dir / "t").string());
+    ASSERT_EQ(m.probs_dtype, "f16");
+    for (const int64_t k : rs::list_shards((dir / "t").string())) {
+        const auto s = rs::read_shard((dir / "t").string(), m, k);
+        const auto r = rs::read_shard_raw((dir / "t").string(), m, k);
+        ASSERT_EQ(r.n_tok, s.n_tok());
+        ASSERT_TRUE(r.probs_f16 && !r.probs_f32);
+        for (size_t i = 0; i < s.probs.size(); ++i)
+            ASSERT_EQ(rs::f16_bits_to_f32(r.probs_f16[i]), s.probs[i]) << i;
+        EXPECT_EQ(std::vector<int16_t>(r.topk, r.topk + s.topk.size()), s.topk);
+        ASSERT_EQ(r.seqs.size(), s.seqs.size());
+        for (size_t i = 0; i < s.seqs.size(); ++i) {
+            EXPECT_EQ(r.seqs[i].index, s.seqs[i].index);
+            EXPECT_EQ(r.seqs[i].group, s.seqs[i].group);
+            EXPECT_EQ(r.seqs[i].lang, s.seqs[i].lang);
+            EXPECT_EQ(r.seqs[i].tok_begin, s.seqs[i].tok_begin);
+            EXPECT_EQ(r.seqs[i].n_tok, s.seqs[i].n_tok);
+        }
+        const auto t = rs::read_shard_raw((dir / "t").string(), m, k, false);
+        EXPECT_TRUE(!t.probs_f16 && !t.probs_f32 && t.topk);
+    }
 }
 
 TEST(Analysis, UnpairedDomainsGiveDomainDivergence) {

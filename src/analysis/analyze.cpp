@@ -27,6 +27,7 @@ struct Member {
     int lang = 0;
     bool duplicate = false;  // the same (domain, group, language) came from an earlier trace: counted once
     std::vector<double> q;
+    std::vector<double> h;  // [n_moe] H(q) per slot, computed once per sequence
 };
 
 // The members one trace contributes to a parallel group (domain, group).
@@ -34,7 +35,7 @@ struct Group {
     int domain = 0;
     int64_t group = -1;
     std::vector<Member> members;
-    const std::vector<double> * pivot_q = nullptr;  // the pivot's q (own member's, or an earlier trace's)
+    const Member * pivot = nullptr;                 // the pivot's member (own, or an earlier trace's)
     const std::vector<Member> * earlier = nullptr;  // members of the group in earlier traces (or null)
 };
 
@@ -52,26 +53,27 @@ struct GroupResult {
 GroupResult compute_group(const Group & g, int n_moe, int n_expert) {
     GroupResult r;
     const size_t e = (size_t)n_expert;
-    auto hjs_all = [&](const std::vector<double> & a, const std::vector<double> & b) {
+    auto hjs_all = [&](const Member & a, const Member & b) {
         std::vector<std::optional<double>> v((size_t)n_moe);
-        if (a.empty() || b.empty()) return v;
+        if (a.q.empty() || b.q.empty()) return v;
         for (int l = 0; l < n_moe; ++l) {
-            const std::span<const double> sa(a.data() + (size_t)l * e, e), sb(b.data() + (size_t)l * e, e);
-            v[(size_t)l] = hjs_divergence(sa, sb);
+            const std::span<const double> sa(a.q.data() + (size_t)l * e, e),
+                sb(b.q.data() + (size_t)l * e, e);
+            v[(size_t)l] = hjs_divergence_given_entropies(sa, sb, a.h[(size_t)l], b.h[(size_t)l]);
         }
         return v;
     };
-    static const std::vector<double> kNone;
-    const std::vector<double> & pq = g.pivot_q ? *g.pivot_q : kNone;
-    for (const auto & m : g.members) r.vs_pivot.push_back(hjs_all(pq, m.q));
+    static const Member kNone;
+    const Member & pm = g.pivot ? *g.pivot : kNone;
+    for (const auto & m : g.members) r.vs_pivot.push_back(hjs_all(pm, m));
     for (size_t b = 0; b < g.members.size(); ++b) {
         const Member & mb = g.members[b];
         if (mb.duplicate) continue;
         if (g.earlier)
-            for (const Member & ma : *g.earlier) r.pairs.push_back({ma.lang, mb.lang, hjs_all(ma.q, mb.q)});
+            for (const Member & ma : *g.earlier) r.pairs.push_back({ma.lang, mb.lang, hjs_all(ma, mb)});
         for (size_t a = 0; a <= b; ++a) {
             const Member & ma = g.members[a];
-            if (!ma.duplicate) r.pairs.push_back({ma.lang, mb.lang, hjs_all(ma.q, mb.q)});
+            if (!ma.duplicate) r.pairs.push_back({ma.lang, mb.lang, hjs_all(ma, mb)});
         }
     }
     return r;
@@ -151,11 +153,11 @@ AnalyzeState accumulate_traces(const AnalyzeOptions & opt) {
             closed.insert({g.domain, g.group});
             g.earlier = earlier_of({g.domain, g.group});
             for (const auto & mem : g.members)
-                if (mem.lang == st.pivot) g.pivot_q = &mem.q;
-            if (!g.pivot_q && g.earlier)
+                if (mem.lang == st.pivot) g.pivot = &mem;
+            if (!g.pivot && g.earlier)
                 for (const auto & mem : *g.earlier)
-                    if (mem.lang == st.pivot) g.pivot_q = &mem.q;
-            if (!g.pivot_q)
+                    if (mem.lang == st.pivot) g.pivot = &mem;
+            if (!g.pivot)
                 throw Error(
                     fmt::format("mismatched parallel groups: group {} ({}) of trace {} has no {} "
                                 "sequence in any trace",
@@ -191,15 +193,17 @@ AnalyzeState accumulate_traces(const AnalyzeOptions & opt) {
             ready.clear();
         };
 
-        for_each_shard(dir, m, opt.n_threads, [&](int64_t shard, const TraceShard & s) {
+        for_each_raw_shard(dir, m, opt.n_threads, true, [&](int64_t shard, const RawShard & s) {
             if (s.n_moe != n_moe || s.n_expert != n_expert || s.top_k != ts.top_k)
                 throw Error(fmt::format("shard {} of trace {} does not match its manifest", shard, dir));
-            // per-sequence statistics of every layer, in parallel; added below in sequence order
+            // per-sequence statistics of every layer in one pass over the stored rows, in parallel; added
+            // below in sequence order
+            const RawProbs probs{.f16 = s.probs_f16, .f32 = s.probs_f32};
             const auto sums = parallel_map<std::vector<SequenceLayerStats>>(
                 (int64_t)s.seqs.size(), opt.n_threads, [&](int64_t i) {
                     const TraceSeq & q = s.seqs[(size_t)i];
-                    return summarise_sequence(s.probs, s.topk, q.tok_begin, q.n_tok, n_moe, n_expert,
-                                              ts.top_k, q.index, sopt);
+                    return summarise_sequence_raw(probs, s.topk, q.tok_begin, q.n_tok, n_moe, n_expert,
+                                                  ts.top_k, q.index, sopt);
                 });
             for (size_t i = 0; i < s.seqs.size(); ++i) {
                 const TraceSeq & q = s.seqs[i];
@@ -241,11 +245,14 @@ AnalyzeState accumulate_traces(const AnalyzeOptions & opt) {
                                         "sequences",
                                         q.group, dir, st.langs[(size_t)lang]));
                 Member mem{.lang = lang, .duplicate = duplicate};
-                if (q.n_tok > 0) {  // q in double: E values per slot
+                if (q.n_tok > 0) {  // q in double: E values per slot, and its entropy
                     mem.q.resize((size_t)n_moe * (size_t)n_expert);
-                    for (int l = 0; l < n_moe; ++l)
-                        std::copy(sums[i][(size_t)l].importance.begin(), sums[i][(size_t)l].importance.end(),
-                                  mem.q.begin() + (ptrdiff_t)l * n_expert);
+                    mem.h.resize((size_t)n_moe);
+                    for (int l = 0; l < n_moe; ++l) {
+                        const auto & imp = sums[i][(size_t)l].importance;
+                        std::copy(imp.begin(), imp.end(), mem.q.begin() + (ptrdiff_t)l * n_expert);
+                        mem.h[(size_t)l] = entropy(std::span<const double>(imp));
+                    }
                 }
                 open->members.push_back(std::move(mem));
                 st.paired[(size_t)lang] = 1;

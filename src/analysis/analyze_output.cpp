@@ -79,20 +79,26 @@ AnalyzeReport write_analysis(const AnalyzeState & st) {
     // ---- divergence from the pivot (Eq. 2) with bootstrap CIs
     std::vector<DivRow> rows;
     for (size_t ti = 0; ti < ts.dirs.size(); ++ti)
-        for (int la = 0; la < n_lang; ++la) {
-            const auto & vals = st.div_pairs[ti][(size_t)la];
-            if (vals[0].empty()) continue;
-            DivRow r{.trace = ti, .lang = la};
-            for (int l = 0; l < n_moe; ++l) {
-                BootstrapOptions bs{.n_resamples = opt.bootstrap_resamples,
-                                    .seed = derive_seed(opt.seed, rows.size(), (uint64_t)l)};
-                r.per_slot.push_back(summarise_pairs(vals[(size_t)l], bs));
-                r.div.push_back(r.per_slot.back().defined() ? std::optional(r.per_slot.back().mean)
-                                                            : std::nullopt);
-                rep.n_undefined_pairs += r.per_slot.back().n_undefined;
-            }
-            rows.push_back(std::move(r));
+        for (int la = 0; la < n_lang; ++la)
+            if (!st.div_pairs[ti][(size_t)la][0].empty()) rows.push_back(DivRow{.trace = ti, .lang = la});
+    // the bootstrap of every (row, layer) in parallel: each has its own seed, so the thread count is moot
+    const auto summaries =
+        parallel_map<PairedDivergence>((int64_t)rows.size() * n_moe, opt.n_threads, [&](int64_t i) {
+            const size_t ri = (size_t)(i / n_moe);
+            const int l = (int)(i % n_moe);
+            const BootstrapOptions bs{.n_resamples = opt.bootstrap_resamples,
+                                      .seed = derive_seed(opt.seed, ri, (uint64_t)l)};
+            return summarise_pairs(st.div_pairs[rows[ri].trace][(size_t)rows[ri].lang][(size_t)l], bs);
+        });
+    for (size_t ri = 0; ri < rows.size(); ++ri) {
+        DivRow & r = rows[ri];
+        for (int l = 0; l < n_moe; ++l) {
+            r.per_slot.push_back(summaries[ri * (size_t)n_moe + (size_t)l]);
+            r.div.push_back(r.per_slot.back().defined() ? std::optional(r.per_slot.back().mean)
+                                                        : std::nullopt);
+            rep.n_undefined_pairs += r.per_slot.back().n_undefined;
         }
+    }
     Csv div_csv({"model", "trace", "lang", "layer", "div", "ci_lo", "ci_hi", "n_pairs", "n_undefined"});
     for (const auto & r : rows)
         for (int l = 0; l < n_moe; ++l) {

@@ -162,6 +162,40 @@ void for_each_shard(const std::string & dir, const TraceManifest & m, int n_thre
     }
 }
 
+void for_each_raw_shard(const std::string & dir, const TraceManifest & m, int n_threads, bool with_probs,
+                        const std::function<void(int64_t, const RawShard &)> & fn) {
+    // Two buffers take turns (the shard being analysed, the one being read), so that after the first two
+    // shards reading allocates nothing and touches no fresh page.
+    const auto shards = list_shards(dir);
+    RawShard spare;
+    if (n_threads == 1) {
+        for (const int64_t k : shards) {
+            RawShard cur = read_shard_raw(dir, m, k, with_probs, &spare);
+            fn(k, cur);
+            spare = std::move(cur);
+        }
+        return;
+    }
+    std::future<RawShard> next;
+    auto read_ahead = [&](int64_t k, RawShard buf) {
+        next = std::async(std::launch::async, [&dir, &m, k, with_probs, b = std::move(buf)]() mutable {
+            return read_shard_raw(dir, m, k, with_probs, &b);
+        });
+    };
+    if (!shards.empty()) read_ahead(shards[0], RawShard{});
+    for (size_t i = 0; i < shards.size(); ++i) {
+        RawShard cur = next.get();  // rethrows a read error
+        if (i + 1 < shards.size()) read_ahead(shards[i + 1], std::move(spare));
+        try {
+            fn(shards[i], cur);
+        } catch (...) {
+            if (next.valid()) next.wait();  // do not leave the reader running past the caller's state
+            throw;
+        }
+        spare = std::move(cur);
+    }
+}
+
 Csv::Csv(const std::vector<std::string> & header) {
     for (const auto & h : header) field(h);
     end_row();

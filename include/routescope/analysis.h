@@ -30,13 +30,18 @@
 //                    mean divergence / entropy / consistency over the middle layers, undefined-pair counts
 // Several traces of the same model may be analysed together. Pairing is by (domain, parallel group): a trace
 // that lacks the pivot language is paired with the first trace (in command order) that has the pivot for
-// that domain; every group must then have a pivot partner ("mismatched parallel groups" otherwise). A parallel
-// sentence (domain, group, language) recorded in several traces counts once: the first trace (traces with the
-// pivot first, then command order) provides it to every table except divergence.csv, whose rows are per trace
-// (summary.json counts the others as n_duplicate_sequences). The same trace directory given twice is refused.
-// Memory with several traces: the q of every parallel sequence of all but the last trace read is kept
-// (n_moe·E doubles each) so that later traces can pair with it.
-// Determinism: byte-identical outputs for equal inputs and seed, whatever the thread count.
+// that domain; every group must then have a pivot partner ("mismatched parallel groups" otherwise). A
+// parallel sentence (domain, group, language) recorded in several traces counts once: the first trace (traces
+// with the pivot first, then command order) provides it to every table except divergence.csv, whose rows are
+// per trace (summary.json counts the others as n_duplicate_sequences). The same trace directory given twice
+// is refused. Traces recorded with `trace --store topk` (top-k ids and their p only, trace.h): analyze writes
+// what the ids give — consistency.csv, isolation.csv, experts_rise.csv and summary.json (consistency;
+// "store": "topk", "not_computed": the files below) — and not divergence.csv, entropy.csv, pairwise.csv,
+// clusters.json, domains.csv or correlation.csv, which need the full p_t (older copies of them in --out are
+// removed; --scores is refused; the pivot need not be present). run_experts needs only the ids and works
+// unchanged. Memory with several traces: the q of every parallel sequence of all but the last trace read is
+// kept (n_moe·E doubles each) so that later traces can pair with it. Determinism: byte-identical outputs for
+// equal inputs and seed, whatever the thread count.
 //
 // run_experts (Bandarkar et al. 2025, §5.2, Eq. 3) writes a JSON file (the input of the steering tools):
 //   {"model": {"arch", "name", "sha256", "n_layer", "moe_layers", "n_expert", "top_k"},
@@ -103,6 +108,7 @@ struct AnalyzeReport {
     int middle_first = -1, middle_last = -1;  // block indices; −1 when no range could be found
     bool middle_auto = true;
     int64_t n_undefined_pairs = 0;
+    bool topk_only = false;  // a --store topk trace: only the tables the top-k ids give were written
     double seconds = 0.0;
 };
 

@@ -68,8 +68,10 @@ std::vector<SequenceLayerStats> summarise_sequence(std::span<const float> probs,
 // in four interleaved partial sums, a fixed order) — p·log p of an f16 value comes from a table of the exact
 // double products (2^16 entries, built once). Expert ids outside [0, E) raise rs::Error as in
 // activation_counts.
+// Neither set (a --store topk trace): importance stays empty and entropy_sum 0; LayerAccumulator then adds
+// only consistency and activation counts.
 struct RawProbs {
-    const uint16_t * f16 = nullptr;  // one of the two is set
+    const uint16_t * f16 = nullptr;  // at most one of the two is set
     const float * f32 = nullptr;
 };
 std::vector<SequenceLayerStats> summarise_sequence_raw(RawProbs probs, const int16_t * topk,

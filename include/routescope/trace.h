@@ -11,6 +11,9 @@
 //   seq_offset I64 [S+1]      token offsets: sequence s owns tokens [seq_offset[s], seq_offset[s+1])
 //   tokens     I32 [T]        token ids (BOS included when the model adds one)
 //   probs      F16|F32 [T,L,E] routing distribution p_t = softmax(z_t) over all E (biased) logits
+//              (store "full", the default)
+//   topk_probs F16|F32 [T,L,K] instead of probs with store "topk" (`trace --store topk`): p_t of the selected
+//              experts only, in topk's order
 //   topk       I16 [T,L,K]    expert ids the model actually selected, in the model's order
 //   logits     F32 [T,L,E]    optional (--logits): the pre-gating logits z_t as seen by the router
 // The safetensors __metadata__ holds {"format": "routescope-trace", "version": "1", "seq_ids": JSON}.
@@ -50,6 +53,11 @@ struct TraceManifest {
     int64_t n_sequences = 0;  // sequences the run covers (after --limit)
     int seqs_per_shard = 0;
     std::string probs_dtype = "f16";  // f16 | f32
+    // full: probs [T, L, E]; topk: topk_probs [T, L, K] only (`trace --store topk`, ~E/K times smaller).
+    // What a topk trace supports (only top-k ids needed): experts (Δ, sets), analyze's consistency,
+    // isolation and experts_rise; not divergence, entropy, pairwise, clusters, domains or correlation,
+    // which need the full p_t (analyze refuses them, see analysis.h).
+    std::string store = "full";
     bool has_logits = false;
     nlohmann::json options = nlohmann::json::object();  // batch size, max tokens, threads, steering spec …
 };
@@ -72,10 +80,11 @@ struct TraceSeq {
 struct TraceShard {
     int n_moe = 0, n_expert = 0, top_k = 0;
     std::vector<TraceSeq> seqs;
-    std::vector<int32_t> tokens;  // [T]
-    std::vector<float> probs;     // [T, n_moe, n_expert]
-    std::vector<int16_t> topk;    // [T, n_moe, top_k]
-    std::vector<float> logits;    // [T, n_moe, n_expert] or empty
+    std::vector<int32_t> tokens;    // [T]
+    std::vector<float> probs;       // [T, n_moe, n_expert]; empty for a store "topk" trace
+    std::vector<float> topk_probs;  // [T, n_moe, top_k] store "topk" only (write_shard derives it from probs)
+    std::vector<int16_t> topk;      // [T, n_moe, top_k]
+    std::vector<float> logits;      // [T, n_moe, n_expert] or empty
 
     int64_t n_tok() const { return (int64_t)tokens.size(); }
     // p of token row t (shard-relative) in MoE layer slot l: [n_expert]

@@ -92,8 +92,9 @@ struct AnalyzeState {
     std::vector<std::vector<LayerAccumulator>> by_domain;  // [domain][slot]
     // D_H-JS(q_pivot ‖ q_lang) of each parallel pair, in group order: [trace][lang][slot][pair]
     std::vector<std::vector<std::vector<std::vector<std::optional<double>>>>> div_pairs;
-    std::vector<PairCell> pairwise;         // [lang_a][lang_b][slot], symmetric
-    std::vector<uint8_t> paired;            // [lang]: the language has a sequence in some parallel group
+    std::vector<PairCell> pairwise;  // [lang_a][lang_b][slot], symmetric
+    std::vector<uint8_t> paired;     // [lang]: the language has a sequence in some parallel group
+    bool topk_only = false;  // some trace was recorded with --store topk: ids only, no divergence/entropy
     int64_t n_sequences = 0, n_tokens = 0;  // distinct sequences (a duplicate counts once)
     int64_t n_duplicates =
         0;  // parallel sequences (domain, group, language) already read from an earlier trace

@@ -33,7 +33,8 @@ struct SynthSeq {
 // near_uniform > 0: p_e ∝ 1 + near_uniform·u_e (u uniform in [0, 1)), routing close to uniform.
 void write_synth_trace(const fs::path & dir, const std::vector<SynthSeq> & seqs,
                        const std::string & sha = "abc", int n_moe = 3, int e = 8, int k = 2,
-                       int per_shard = 5, double near_uniform = 0.0, const std::string & dtype = "f32") {
+                       int per_shard = 5, double near_uniform = 0.0, const std::string & dtype = "f32",
+                       const std::string & store = "full") {
     fs::create_directories(dir);
     rs::TraceManifest m;
     m.model_sha256 = sha, m.arch = "olmoe", m.model_name = "synth", m.n_layer = n_moe + 1;
@@ -45,6 +46,7 @@ void write_synth_trace(const fs::path & dir, const std::vector<SynthSeq> & seqs,
             m.domains.push_back(s.domain);
     }
     m.n_sequences = (int64_t)seqs.size(), m.seqs_per_shard = per_shard, m.probs_dtype = dtype;
+    m.store = store;
     rs::write_manifest(dir.string(), m);
     for (int64_t sh = 0; sh * per_shard < (int64_t)seqs.size(); ++sh) {
         rs::TraceShard s;
@@ -448,6 +450,72 @@ TEST(Analysis, RawShardMatchesReadShard) {
         const auto t = rs::read_shard_raw((dir / "t").string(), m, k, false);
         EXPECT_TRUE(!t.probs_f16 && !t.probs_f32 && t.topk);
     }
+}
+
+// `trace --store topk`: shards keep the selected experts' p only; analyze writes the tables the ids give
+// (equal to those of the full trace) and no others, experts is unchanged, the rest is refused clearly.
+TEST(Analysis, TopkStoreGivesWhatTheIdsGiveAndRefusesTheRest) {
+    const auto dir = tmp("topk_store");
+    const auto seqs = parallel_seqs({"eng_Latn", "deu_Latn", "fra_Latn"}, 8);
+    write_synth_trace(dir / "full", seqs);
+    write_synth_trace(dir / "topk", seqs, "abc", 3, 8, 2, 5, 0.0, "f32", "topk");
+    const auto mf = rs::read_manifest((dir / "full").string()),
+               mt = rs::read_manifest((dir / "topk").string());
+    EXPECT_EQ(mf.store, "full");
+    ASSERT_EQ(mt.store, "topk");
+    EXPECT_FALSE(rs::manifest_to_json(mf)["store"].contains("content"));  // full manifests are unchanged
+    for (const int64_t k : rs::list_shards((dir / "topk").string())) {
+        const auto f = rs::read_shard((dir / "full").string(), mf, k);
+        const auto t = rs::read_shard((dir / "topk").string(), mt, k);
+        EXPECT_TRUE(t.probs.empty());
+        ASSERT_EQ(t.topk_probs.size(), f.topk.size());
+        EXPECT_EQ(t.topk, f.topk);
+        for (size_t r = 0; r < f.topk.size(); ++r)  // p of the selected expert, as in the full trace
+            EXPECT_EQ(t.topk_probs[r], f.probs[r / 2 * 8 + (size_t)f.topk[r]]) << r;
+        EXPECT_LT(fs::file_size(dir / "topk" / rs::shard_file_name(k)),
+                  fs::file_size(dir / "full" / rs::shard_file_name(k)));
+        EXPECT_THROW(rs::read_shard_raw((dir / "topk").string(), mt, k), rs::Error);
+    }
+    rs::AnalyzeOptions opt;
+    opt.bootstrap_resamples = 10;
+    opt.middle = rs::parse_layer_range("1:3");  // no automatic range without divergence: the same for both
+    opt.traces = {(dir / "full").string()};
+    opt.out_dir = (dir / "a_full").string();
+    EXPECT_FALSE(rs::run_analyze(opt).topk_only);
+    opt.traces = {(dir / "topk").string()};
+    opt.out_dir = (dir / "a_topk").string();
+    fs::create_directories(opt.out_dir);
+    std::ofstream(dir / "a_topk" / "divergence.csv") << "stale\n";
+    EXPECT_TRUE(rs::run_analyze(opt).topk_only);
+    for (const char * f : {"consistency.csv", "isolation.csv", "experts_rise.csv"})
+        EXPECT_EQ(slurp(dir / "a_topk" / f), slurp(dir / "a_full" / f)) << f;
+    for (const char * f :
+         {"divergence.csv", "entropy.csv", "pairwise.csv", "clusters.json", "domains.csv", "correlation.csv"})
+        EXPECT_FALSE(fs::exists(dir / "a_topk" / f)) << f;
+    const auto sf = nlohmann::json::parse(slurp(dir / "a_full" / "summary.json"));
+    const auto st = nlohmann::json::parse(slurp(dir / "a_topk" / "summary.json"));
+    EXPECT_EQ(st["store"], "topk");
+    EXPECT_EQ(st["not_computed"].size(), 6u);
+    EXPECT_EQ(st["languages"]["deu_Latn"]["consistency"], sf["languages"]["deu_Latn"]["consistency"]);
+    EXPECT_TRUE(st["languages"]["deu_Latn"]["divergence"].is_null());
+    EXPECT_TRUE(st["languages"]["deu_Latn"]["entropy"].is_null());
+    opt.scores = (dir / "scores.tsv").string();
+    std::ofstream(opt.scores) << "lang\tscore\ndeu_Latn\t1\n";
+    try {
+        rs::run_analyze(opt);
+        ADD_FAILURE() << "no error";
+    } catch (const rs::Error & e) {
+        EXPECT_NE(std::string(e.what()).find("--store topk"), std::string::npos) << e.what();
+    }
+    rs::ExpertsOptions eo;
+    eo.multilingual = true;
+    eo.tau = 0.0;
+    for (const char * t : {"full", "topk"}) {
+        eo.traces = {(dir / t).string()};
+        eo.out = (dir / (std::string("e_") + t + ".json")).string();
+        rs::run_experts(eo);
+    }
+    EXPECT_EQ(slurp(dir / "e_full.csv"), slurp(dir / "e_topk.csv"));
 }
 
 TEST(Analysis, UnpairedDomainsGiveDomainDivergence) {

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -105,11 +106,19 @@ AnalyzeState accumulate_traces(const AnalyzeOptions & opt) {
         for (const auto & l : m.langs) index_of(st.langs, l);
         for (const auto & d : m.domains) index_of(st.domains, d);
     }
+    for (const auto & m : ts.manifests) st.topk_only = st.topk_only || m.store == "topk";
+    if (st.topk_only && !opt.scores.empty())
+        throw Error(
+            "--scores correlates the divergence from the pivot, which a trace recorded with --store "
+            "topk cannot give (record with --store full)");
     const auto pit = std::find(st.langs.begin(), st.langs.end(), opt.pivot);
-    if (pit == st.langs.end())
+    if (pit == st.langs.end() && st.topk_only) {
+        st.pivot = -1;  // divergence is not computed: no pivot needed
+    } else if (pit == st.langs.end())
         throw Error("pivot language " + opt.pivot + " is absent from the trace" + (n_trace > 1 ? "s" : "") +
                     " (languages: " + join(st.langs) + ")");
-    st.pivot = (int)(pit - st.langs.begin());
+    else
+        st.pivot = (int)(pit - st.langs.begin());
     const size_t n_lang = st.langs.size();
     st.by_lang.assign(n_lang, std::vector<LayerAccumulator>((size_t)n_moe, LayerAccumulator(n_expert)));
     st.by_domain.assign(st.domains.size(),
@@ -129,6 +138,7 @@ AnalyzeState accumulate_traces(const AnalyzeOptions & opt) {
     // that the language × language matrix pairs across traces by (domain, group) as divergence.csv does, and
     // so that a sentence recorded in two traces counts once.
     std::map<std::pair<int, int64_t>, std::vector<Member>> store;
+    std::set<std::tuple<int, int64_t, int>> seen;  // (domain, group, language) of earlier traces
 
     for (size_t oi = 0; oi < order.size(); ++oi) {
         const size_t ti = order[oi];
@@ -193,7 +203,8 @@ AnalyzeState accumulate_traces(const AnalyzeOptions & opt) {
             ready.clear();
         };
 
-        for_each_raw_shard(dir, m, opt.n_threads, true, [&](int64_t shard, const RawShard & s) {
+        std::set<std::tuple<int, int64_t, int>> seen_here;  // joins `seen` after this trace
+        for_each_raw_shard(dir, m, opt.n_threads, !st.topk_only, [&](int64_t shard, const RawShard & s) {
             if (s.n_moe != n_moe || s.n_expert != n_expert || s.top_k != ts.top_k)
                 throw Error(fmt::format("shard {} of trace {} does not match its manifest", shard, dir));
             // per-sequence statistics of every layer in one pass over the stored rows, in parallel; added
@@ -216,10 +227,8 @@ AnalyzeState accumulate_traces(const AnalyzeOptions & opt) {
                 const int lang = lang_map[(size_t)q.lang], dom = dom_map[(size_t)q.domain];
                 const std::pair<int, int64_t> key{dom, q.group};
                 // the same parallel sentence (domain, group, language) already read from an earlier trace
-                bool duplicate = false;
-                if (q.group >= 0)
-                    if (const auto * e = earlier_of(key))
-                        for (const auto & mem : *e) duplicate = duplicate || mem.lang == lang;
+                const bool duplicate = q.group >= 0 && seen.count({dom, q.group, lang});
+                if (keep && q.group >= 0 && !duplicate) seen_here.insert({dom, q.group, lang});
                 if (duplicate) {
                     ++st.n_duplicates;
                 } else {
@@ -230,7 +239,8 @@ AnalyzeState accumulate_traces(const AnalyzeOptions & opt) {
                         st.by_domain[(size_t)dom][(size_t)l].add(sums[i][(size_t)l]);
                     }
                 }
-                if (q.group < 0) continue;  // unpaired: no divergence from the pivot
+                // unpaired, or ids only (--store topk): no divergence from the pivot
+                if (q.group < 0 || st.topk_only) continue;
                 if (!open || open->domain != dom || open->group != q.group) {
                     close_open();
                     if (closed.count(key))
@@ -261,6 +271,7 @@ AnalyzeState accumulate_traces(const AnalyzeOptions & opt) {
         });
         close_open();
         flush_ready();
+        seen.insert(seen_here.begin(), seen_here.end());
     }
     return st;
 }

@@ -75,6 +75,7 @@ AnalyzeReport write_analysis(const AnalyzeState & st) {
     rep.n_tokens = st.n_tokens;
     rep.n_layers = n_moe;
     rep.n_langs = n_lang;
+    rep.topk_only = st.topk_only;
 
     // ---- divergence from the pivot (Eq. 2) with bootstrap CIs
     std::vector<DivRow> rows;
@@ -112,7 +113,16 @@ AnalyzeReport write_analysis(const AnalyzeState & st) {
             div_csv.field(pd.n_pairs).field(pd.n_undefined);
             div_csv.end_row();
         }
-    write_file_atomic(out + "/divergence.csv", div_csv.str());
+    // a --store topk trace has no full p_t: the tables that need it are not written (and an older copy in the
+    // output directory is removed, so that no reader mistakes it for this analysis)
+    const std::vector<std::string> needs_p = {"divergence.csv", "entropy.csv", "pairwise.csv",
+                                              "clusters.json",  "domains.csv", "correlation.csv"};
+    if (st.topk_only)
+        for (const auto & f : needs_p) fs::remove(out + "/" + f);
+    auto write_p = [&](const std::string & name, const std::string & text) {
+        if (!st.topk_only) write_file_atomic(out + "/" + name, text);
+    };
+    write_p("divergence.csv", div_csv.str());
 
     // ---- middle layers: the automatic rule on the mean non-pivot curve, or --middle
     std::vector<std::optional<double>> curve_in;
@@ -150,7 +160,7 @@ AnalyzeReport write_analysis(const AnalyzeState & st) {
             con_csv.end_row();
         }
     }
-    write_file_atomic(out + "/entropy.csv", ent_csv.str());
+    write_p("entropy.csv", ent_csv.str());
     write_file_atomic(out + "/consistency.csv", con_csv.str());
 
     // ---- language × language divergence and clustering (Chen et al.: routing follows families)
@@ -197,8 +207,8 @@ AnalyzeReport write_analysis(const AnalyzeState & st) {
         clusters["layers"].push_back(std::move(c));
     }
     clusters["middle"] = mid.empty() ? json(nullptr) : clustering_json(mid_dist, pl_names, mid_filled);
-    write_file_atomic(out + "/pairwise.csv", pw_csv.str());
-    write_file_atomic(out + "/clusters.json", clusters.dump(1) + "\n");
+    write_p("pairwise.csv", pw_csv.str());
+    write_p("clusters.json", clusters.dump(1) + "\n");
 
     // ---- correlation of Div(lang, l) with per-language scores (first trace row of each language)
     json corr_summary = nullptr;
@@ -289,7 +299,7 @@ AnalyzeReport write_analysis(const AnalyzeState & st) {
     // ---- unpaired divergence between domains (corpus-mean q)
     Csv dom_csv({"model", "layer", "domain_a", "domain_b", "div"});
     int64_t n_undefined_domains = 0;
-    for (int l = 0; l < n_moe; ++l)
+    for (int l = 0; l < n_moe && !st.topk_only; ++l)
         for (size_t a = 0; a < st.domains.size(); ++a)
             for (size_t b = a + 1; b < st.domains.size(); ++b) {
                 const auto qa = st.by_domain[a][(size_t)l].mean_importance();
@@ -304,7 +314,7 @@ AnalyzeReport write_analysis(const AnalyzeState & st) {
                 dom_csv.field(d);
                 dom_csv.end_row();
             }
-    write_file_atomic(out + "/domains.csv", dom_csv.str());
+    write_p("domains.csv", dom_csv.str());
 
     // ---- summary.json: headline numbers over the middle layers (all layers when there is no range)
     json js;
@@ -327,6 +337,8 @@ AnalyzeReport write_analysis(const AnalyzeState & st) {
     js["n_sequences"] = st.n_sequences;
     js["n_tokens"] = st.n_tokens;
     js["n_duplicate_sequences"] = st.n_duplicates;
+    js["store"] = st.topk_only ? "topk" : "full";
+    if (st.topk_only) js["not_computed"] = needs_p;  // need the full p_t (trace --store full)
     if (mid.empty()) {
         js["middle_layers"] = nullptr;
     } else {

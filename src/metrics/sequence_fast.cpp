@@ -86,7 +86,8 @@ std::vector<SequenceLayerStats> summarise_sequence_raw(RawProbs probs, const int
                                                        int64_t tok_begin, int64_t n_tok, int n_moe,
                                                        int n_expert, int top_k, int64_t seq_index,
                                                        const SummaryOptions & opt) {
-    RS_ASSERT(n_moe > 0 && n_expert > 0 && top_k > 0 && n_tok >= 0 && (probs.f16 || probs.f32) && topk);
+    RS_ASSERT(n_moe > 0 && n_expert > 0 && top_k > 0 && n_tok >= 0 && topk);
+    const bool has_p = probs.f16 || probs.f32;  // a --store topk trace: ids only
     RS_ASSERT(opt.consistency_pairs > 0);
     const F16Tables & tab = tables();
     const size_t L = (size_t)n_moe, E = (size_t)n_expert, K = (size_t)top_k;
@@ -105,7 +106,8 @@ std::vector<SequenceLayerStats> summarise_sequence_raw(RawProbs probs, const int
             // sequential sum.
             double h4[4] = {0.0, 0.0, 0.0, 0.0};
             size_t e4 = E / 4 * 4;
-            if (probs.f16) {
+            if (!has_p) {
+            } else if (probs.f16) {
                 const uint16_t * r = probs.f16 + (row0 + l) * E;
                 for (size_t e = 0; e < E; ++e) qs[e] += (double)tab.value[r[e]];
                 for (size_t e = 0; e < e4; e += 4)
@@ -141,7 +143,7 @@ std::vector<SequenceLayerStats> summarise_sequence_raw(RawProbs probs, const int
         SequenceLayerStats & s = out[l];
         s.n_tok = n_tok;
         s.act_count.assign(cnt.begin() + (ptrdiff_t)(l * E), cnt.begin() + (ptrdiff_t)((l + 1) * E));
-        if (n_tok > 0) {  // Eq. 1: q_i = (1/L_i) Σ_t p_{i,t}
+        if (n_tok > 0 && has_p) {  // Eq. 1: q_i = (1/L_i) Σ_t p_{i,t}
             s.importance.assign(qsum.begin() + (ptrdiff_t)(l * E), qsum.begin() + (ptrdiff_t)((l + 1) * E));
             const double inv_len = 1.0 / (double)n_tok;
             for (double & v : s.importance) v *= inv_len;

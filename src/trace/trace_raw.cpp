@@ -32,6 +32,11 @@ RawShard read_shard_raw(const std::string & dir, const TraceManifest & m, int64_
     const uint64_t data_start = 8 + n_header;
     const uint64_t file_size = (uint64_t)fs::file_size(path);
 
+    if (with_probs && m.store == "topk")
+        throw Error(
+            fmt::format("{}: recorded with --store topk, it holds no full routing distribution p_t "
+                        "(record with --store full for divergence and entropy)",
+                        path));
     RawShard s;
     s.n_moe = (int)m.moe_layers.size(), s.n_expert = m.n_expert, s.top_k = m.top_k;
     struct Want {

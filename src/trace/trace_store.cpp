@@ -17,7 +17,7 @@ namespace fs = std::filesystem;
 namespace rs {
 
 nlohmann::json manifest_to_json(const TraceManifest & m) {
-    return {
+    nlohmann::json j = {
         {"format", "routescope-trace"},
         {"version", m.version},
         {"tool_version", m.tool_version},
@@ -39,6 +39,8 @@ nlohmann::json manifest_to_json(const TraceManifest & m) {
           {"has_logits", m.has_logits}}},
         {"options", m.options},
     };
+    if (m.store != "full") j["store"]["content"] = m.store;  // absent: full (traces before --store)
+    return j;
 }
 
 TraceManifest manifest_from_json(const nlohmann::json & j) {
@@ -69,12 +71,14 @@ TraceManifest manifest_from_json(const nlohmann::json & j) {
         m.seqs_per_shard = st.at("seqs_per_shard").get<int>();
         m.probs_dtype = st.at("probs_dtype").get<std::string>();
         m.has_logits = st.at("has_logits").get<bool>();
+        m.store = st.value("content", "full");
         m.options = j.value("options", nlohmann::json::object());
     } catch (const nlohmann::json::exception & e) {
         throw Error(fmt::format("malformed trace manifest ({})", e.what()));
     }
     if (m.n_expert < 2 || m.top_k < 1 || m.top_k > m.n_expert || m.moe_layers.empty() ||
-        m.seqs_per_shard < 1 || (m.probs_dtype != "f16" && m.probs_dtype != "f32"))
+        m.seqs_per_shard < 1 || (m.probs_dtype != "f16" && m.probs_dtype != "f32") ||
+        (m.store != "full" && m.store != "topk"))
         throw Error("malformed trace manifest (inconsistent sizes)");
     return m;
 }
@@ -90,7 +94,10 @@ void write_manifest(const std::string & dir, const TraceManifest & m) {
 void write_shard(const std::string & dir, int64_t shard, const TraceManifest & m, const TraceShard & s) {
     const auto S = (int64_t)s.seqs.size(), T = s.n_tok();
     const int64_t L = s.n_moe, E = s.n_expert, K = s.top_k;
-    RS_ASSERT((int64_t)s.probs.size() == T * L * E && (int64_t)s.topk.size() == T * L * K);
+    const bool topk_store = m.store == "topk";
+    RS_ASSERT((int64_t)s.topk.size() == T * L * K);
+    RS_ASSERT((int64_t)s.probs.size() == T * L * E ||
+              (topk_store && (int64_t)s.topk_probs.size() == T * L * K));
     std::vector<int64_t> index(S), group(S), offset(S + 1);
     std::vector<int32_t> lang(S), domain(S);
     nlohmann::json ids = nlohmann::json::array();
@@ -104,11 +111,24 @@ void write_shard(const std::string & dir, int64_t shard, const TraceManifest & m
     offset[S] = T;
 
     std::vector<uint16_t> probs16;
-    StTensorView probs{"probs", "F32", {T, L, E}, s.probs.data(), s.probs.size() * 4};
+    std::vector<float> kept;  // store topk: p_t of the selected experts, [T, L, K]
+    if (topk_store && s.topk_probs.empty()) {
+        kept.resize(s.topk.size());
+        for (size_t r = 0; r < (size_t)(T * L); ++r)
+            for (size_t j = 0; j < (size_t)K; ++j) {
+                const int id = s.topk[r * (size_t)K + j];
+                RS_ASSERT(id >= 0 && id < E);
+                kept[r * (size_t)K + j] = s.probs[r * (size_t)E + (size_t)id];
+            }
+    }
+    const std::vector<float> & pv = !topk_store ? s.probs : s.topk_probs.empty() ? kept : s.topk_probs;
+    const char * pname = topk_store ? "topk_probs" : "probs";
+    const int64_t pw = topk_store ? K : E;
+    StTensorView probs{pname, "F32", {T, L, pw}, pv.data(), pv.size() * 4};
     if (m.probs_dtype == "f16") {
-        probs16.resize(s.probs.size());
-        std::transform(s.probs.begin(), s.probs.end(), probs16.begin(), f32_to_f16);
-        probs = {"probs", "F16", {T, L, E}, probs16.data(), probs16.size() * 2};
+        probs16.resize(pv.size());
+        std::transform(pv.begin(), pv.end(), probs16.begin(), f32_to_f16);
+        probs = {pname, "F16", {T, L, pw}, probs16.data(), probs16.size() * 2};
     }
     std::vector<StTensorView> t = {
         {"seq_index", "I64", {S}, index.data(), index.size() * 8},
@@ -224,14 +244,17 @@ TraceShard read_shard(const std::string & dir, const TraceManifest & m, int64_t 
         throw Error(fmt::format("{}: shapes do not match manifest.json (n_moe {}, E {}, k {})", path, s.n_moe,
                                 s.n_expert, s.top_k));
     const std::string pd = m.probs_dtype == "f16" ? "F16" : "F32";
-    const auto pv = f.get("probs", pd);
-    if (pv.shape != want_p) throw Error(fmt::format("{}: probs shape does not match manifest.json", path));
-    s.probs.resize((size_t)(T * s.n_moe * s.n_expert));
+    const bool topk_store = m.store == "topk";  // topk_probs [T, L, K] instead of probs
+    const auto pv = f.get(topk_store ? "topk_probs" : "probs", pd);
+    if (pv.shape != (topk_store ? want_k : want_p))
+        throw Error(fmt::format("{}: probs shape does not match manifest.json", path));
+    auto & pout = topk_store ? s.topk_probs : s.probs;
+    pout.resize((size_t)(T * s.n_moe * (topk_store ? s.top_k : s.n_expert)));
     if (pd == "F16") {
         const auto * h = static_cast<const uint16_t *>(pv.data);
-        for (size_t i = 0; i < s.probs.size(); ++i) s.probs[i] = f16_to_f32(h[i]);
+        for (size_t i = 0; i < pout.size(); ++i) pout[i] = f16_to_f32(h[i]);
     } else {
-        std::memcpy(s.probs.data(), pv.data, pv.nbytes);
+        std::memcpy(pout.data(), pv.data, pv.nbytes);
     }
     if (m.has_logits) vec("logits", "F32", s.logits);
 

@@ -387,7 +387,8 @@ void expect_same(const std::vector<rs::SequenceLayerStats> & a,
 TEST(Analysis, RawSummariesEqualTheReferenceBitForBit) {
     rs::SplitMix64 rng(7);
     for (const auto & [e, k] : {std::pair{70, 5}, std::pair{8, 8}, std::pair{128, 8}})
-        for (const int64_t n_tok : {int64_t{0}, int64_t{1}, int64_t{2}, int64_t{37}}) {
+        for (const int64_t n_tok :
+             {int64_t{0}, int64_t{1}, int64_t{2}, int64_t{37}, int64_t{300}, int64_t{1025}}) {
             const int n_moe = 3;
             const int64_t begin = 2, rows = (begin + n_tok + 1) * n_moe;
             std::vector<uint16_t> f16((size_t)(rows * e));

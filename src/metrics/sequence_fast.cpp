@@ -62,10 +62,11 @@ __attribute__((target_clones("popcnt", "default"))) double consistency_of_masks(
                                                                                 int64_t n_tok, uint64_t seed,
                                                                                 int n_pairs) {
     SplitMix64 rng(seed);
+    const UniformBelow below_n((uint64_t)n_tok), below_n1((uint64_t)n_tok - 1);
     double sum = 0.0;
     for (int r = 0; r < n_pairs; ++r) {
-        const uint64_t i = uniform_below(rng, (uint64_t)n_tok);
-        uint64_t j = uniform_below(rng, (uint64_t)n_tok - 1);
+        const uint64_t i = below_n(rng);
+        uint64_t j = below_n1(rng);
         if (j >= i) ++j;
         const uint64_t * a = masks + i * stride;
         const uint64_t * b = masks + j * stride;

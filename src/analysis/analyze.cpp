@@ -5,6 +5,9 @@
 // q (in double) of the parallel groups not yet complete (traces are group-major, so a group's languages are
 // adjacent), the per-pair scalar divergences, and — only with several traces — the q of every parallel
 // sequence of the traces before the last, so that the language × language matrix pairs across traces.
+// Speed: each shard is read once as stored (read_shard_raw, the next one on a second thread into a recycled
+// buffer) and every per-sequence figure of every layer comes from one pass over its rows
+// (summarise_sequence_raw: no f32 copy of the shard); H(q) of a member is computed once for all its pairs.
 // Determinism: summaries and group divergences are computed in parallel (parallel_map) but added in
 // sequence/group order, so results do not depend on the thread count.
 #include <algorithm>

@@ -237,3 +237,46 @@ TEST(ExpertsCli, DeltaSetsAndLayers) {
 }
 
 }  // namespace
+
+namespace {
+
+// `trace --store topk` on a real model: the same ids as the full trace, the selected experts' p only; analyze
+// writes consistency/isolation (equal to the full trace's) and says what it skipped; experts is unchanged;
+// the same trace given twice is refused.
+TEST(AnalyzeCli, StoreTopkTraceGivesIdTablesAndRefusesTheRest) {
+    const auto full = trace_of("base", kLangs, 20);
+    const auto topk = trace_of("topk", kLangs, 20, "olmoe", "", "--store topk");
+    const auto dir = temp_dir("an_topk");
+    const auto mt = rs::read_manifest(topk);
+    ASSERT_EQ(mt.store, "topk");
+    const auto mf = rs::read_manifest(full);
+    const auto sf = rs::read_shard(full, mf, 0), st = rs::read_shard(topk, mt, 0);
+    EXPECT_EQ(st.topk, sf.topk);  // recording is deterministic: same selections
+    EXPECT_TRUE(st.probs.empty());
+    ASSERT_EQ(st.topk_probs.size(), sf.topk.size());
+    const auto info = run_cli("trace-info " + topk);
+    EXPECT_NE(info.out.find("topk_probs"), std::string::npos) << info.out;
+
+    const std::string common = " --middle " + std::to_string(mf.moe_layers.front()) + ":" +
+                               std::to_string(mf.moe_layers.back()) + " --threads 1 --out ";
+    ASSERT_EQ(run_cli("analyze " + full + common + (dir / "af").string()).exit_code, 0);
+    const auto r = run_cli("analyze " + topk + common + (dir / "at").string());
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("--store topk"), std::string::npos) << r.out;
+    for (const char * f : {"consistency.csv", "isolation.csv", "experts_rise.csv"})
+        EXPECT_EQ(slurp(dir / "at" / f), slurp(dir / "af" / f)) << f;
+    for (const char * f : {"divergence.csv", "entropy.csv", "pairwise.csv", "clusters.json", "domains.csv"})
+        EXPECT_FALSE(fs::exists(dir / "at" / f)) << f;
+    EXPECT_EQ(json::parse(slurp(dir / "at" / "summary.json"))["store"], "topk");
+
+    for (const auto & [t, name] : {std::pair{full, "ef"}, std::pair{topk, "et"}})
+        ASSERT_EQ(run_cli("experts " + t + " --multilingual --tau 0.05 --threads 1 --out " +
+                          (dir / (std::string(name) + ".json")).string())
+                      .exit_code,
+                  0);
+    EXPECT_EQ(slurp(dir / "ef.csv"), slurp(dir / "et.csv"));
+    expect_clean_error(run_cli("analyze " + full + " " + full + common + (dir / "a2").string()),
+                       "given twice");
+}
+
+}  // namespace

@@ -11,7 +11,8 @@
 //                                                                over traces
 //   consistency.csv  model,lang,layer,consistency,n_seq,n_undefined   token routing consistency (§4.4)
 //   pairwise.csv     model,layer,lang_a,lang_b,div,n_pairs,n_undefined  language × language mean D_H-JS over
-//                    parallel groups both languages have (all ordered pairs, diagonal included)
+//                    parallel groups (domain, group) both languages have, in whichever traces they were
+//                    recorded (all ordered pairs, diagonal included)
 //   correlation.csv  layer,pearson_r,pearson_p,spearman_rho,spearman_p,n   Div(lang, l) vs --scores (only
 //                    with a scores file: TSV with a header line, columns lang TAB score)
 //   isolation.csv    model,layer,lang_a,lang_b,isolation          RISE routing isolation (our
@@ -21,13 +22,26 @@
 //   domains.csv      model,layer,domain_a,domain_b,div        unpaired D_H-JS of corpus-mean q between
 //                    domains (all traces and languages pooled per domain), a < b
 //   clusters.json    average-linkage clustering of languages by pairwise divergence: per layer and for the
-//                    mean over the middle layers {langs, merges: [{a, b, distance, size}], leaf_order}
+//                    mean over the middle layers {langs, merges: [{a, b, distance, size}], leaf_order,
+//                    filled: [[a, b], …]}; a cell without any defined pair (the two languages share no
+//                    parallel group, or every pair is below the normaliser floor) takes the largest defined
+//                    distance and is listed in "filled"
 //   summary.json     model, traces, pivot, middle-layer range (automatic unless --middle), per language the
 //                    mean divergence / entropy / consistency over the middle layers, undefined-pair counts
 // Several traces of the same model may be analysed together. Pairing is by (domain, parallel group): a trace
 // that lacks the pivot language is paired with the first trace (in command order) that has the pivot for
-// that domain; every group must then have a pivot partner ("mismatched parallel groups" otherwise).
-// Determinism: byte-identical outputs for equal inputs and seed, whatever the thread count.
+// that domain; every group must then have a pivot partner ("mismatched parallel groups" otherwise). A
+// parallel sentence (domain, group, language) recorded in several traces counts once: the first trace (traces
+// with the pivot first, then command order) provides it to every table except divergence.csv, whose rows are
+// per trace (summary.json counts the others as n_duplicate_sequences). The same trace directory given twice
+// is refused. Traces recorded with `trace --store topk` (top-k ids and their p only, trace.h): analyze writes
+// what the ids give — consistency.csv, isolation.csv, experts_rise.csv and summary.json (consistency;
+// "store": "topk", "not_computed": the files below) — and not divergence.csv, entropy.csv, pairwise.csv,
+// clusters.json, domains.csv or correlation.csv, which need the full p_t (older copies of them in --out are
+// removed; --scores is refused; the pivot need not be present). run_experts needs only the ids and works
+// unchanged. Memory with several traces: the q of every parallel sequence of all but the last trace read is
+// kept (n_moe·E doubles each) so that later traces can pair with it. Determinism: byte-identical outputs for
+// equal inputs and seed, whatever the thread count.
 //
 // run_experts (Bandarkar et al. 2025, §5.2, Eq. 3) writes a JSON file (the input of the steering tools):
 //   {"model": {"arch", "name", "sha256", "n_layer", "moe_layers", "n_expert", "top_k"},
@@ -94,6 +108,7 @@ struct AnalyzeReport {
     int middle_first = -1, middle_last = -1;  // block indices; −1 when no range could be found
     bool middle_auto = true;
     int64_t n_undefined_pairs = 0;
+    bool topk_only = false;  // a --store topk trace: only the tables the top-k ids give were written
     double seconds = 0.0;
 };
 

@@ -49,6 +49,9 @@ std::optional<double> hjs_divergence(std::span<const double> a, std::span<const 
                                      double floor_rel = kHjsFloorRel);
 std::optional<double> hjs_divergence(std::span<const float> a, std::span<const float> b,
                                      double floor_rel = kHjsFloorRel);
+// The same with H(a) and H(b) given (= entropy(a), entropy(b)), for callers that pair one q many times.
+std::optional<double> hjs_divergence_given_entropies(std::span<const double> a, std::span<const double> b,
+                                                     double h_a, double h_b, double floor_rel = kHjsFloorRel);
 
 // ---------------------------------------------------------------------------------------------------
 // Divergence from a pivot over parallel pairs (Eq. 2)

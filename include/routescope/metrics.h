@@ -60,6 +60,33 @@ std::vector<SequenceLayerStats> summarise_sequence(std::span<const float> probs,
                                                    int64_t n_tok, int n_moe, int n_expert, int top_k,
                                                    int64_t seq_index, const SummaryOptions & opt = {});
 
+// The same summaries computed in one streaming pass over a sequence's rows straight from the stored shard
+// bytes (analyze's fast path, src/metrics/sequence_fast.cpp): probs as IEEE binary16 bit patterns (f16) or
+// f32, [T, n_moe, E]; topk [T, n_moe, K]. Results are bit-identical to summarise_sequence on the same values
+// widened to f32 — q, consistency and counts bit for bit (same sums in the same order; consistency compares
+// top-k sets as bitmasks: same counts, same draws), Σ_t H(p_t) within ~1e-15 relative (each H(p_t) is summed
+// in four interleaved partial sums, a fixed order) — p·log p of an f16 value comes from a table of the exact
+// double products (2^16 entries, built once). Expert ids outside [0, E) raise rs::Error as in
+// activation_counts.
+// Neither set (a --store topk trace): importance stays empty and entropy_sum 0; LayerAccumulator then adds
+// only consistency and activation counts.
+struct RawProbs {
+    const uint16_t * f16 = nullptr;  // at most one of the two is set
+    const float * f32 = nullptr;
+};
+std::vector<SequenceLayerStats> summarise_sequence_raw(RawProbs probs, const int16_t * topk,
+                                                       int64_t tok_begin, int64_t n_tok, int n_moe,
+                                                       int n_expert, int top_k, int64_t seq_index,
+                                                       const SummaryOptions & opt = {});
+
+// a_i (activation_counts) of one sequence at each of the given MoE layer slots straight from a shard's topk
+// [T, n_moe, K]: out[i·E + e] for slots[i]. Ids outside [0, E) raise rs::Error.
+void activation_counts_raw(const int16_t * topk, int64_t tok_begin, int64_t n_tok, int n_moe, int top_k,
+                           int n_expert, std::span<const int> slots, std::span<int64_t> out);
+
+// IEEE binary16 → f32, exact (table lookup); the same values as the trace store's f16_to_f32.
+float f16_bits_to_f32(uint16_t h);
+
 // Corpus-level accumulators of one layer for one corpus or language.
 struct LayerAccumulator {
     int n_expert = 0;

@@ -19,7 +19,8 @@ struct TraceJob {
     int n_seq_max = 64;    // sequences per llama_decode
     int seqs_per_shard = 256;
     std::string probs_dtype = "f16";
-    bool logits = false;  // also store raw logits (f32)
+    std::string store = "full";  // full | topk (TraceManifest::store: only the top-k ids and their p)
+    bool logits = false;         // also store raw logits (f32)
     int n_threads = 0;
     int n_gpu_layers = 0;
     std::vector<std::string> rpc_servers;  // llama.cpp rpc-server endpoints (EngineParams::rpc_servers)

@@ -11,6 +11,9 @@
 //   seq_offset I64 [S+1]      token offsets: sequence s owns tokens [seq_offset[s], seq_offset[s+1])
 //   tokens     I32 [T]        token ids (BOS included when the model adds one)
 //   probs      F16|F32 [T,L,E] routing distribution p_t = softmax(z_t) over all E (biased) logits
+//              (store "full", the default)
+//   topk_probs F16|F32 [T,L,K] instead of probs with store "topk" (`trace --store topk`): p_t of the selected
+//              experts only, in topk's order
 //   topk       I16 [T,L,K]    expert ids the model actually selected, in the model's order
 //   logits     F32 [T,L,E]    optional (--logits): the pre-gating logits z_t as seen by the router
 // The safetensors __metadata__ holds {"format": "routescope-trace", "version": "1", "seq_ids": JSON}.
@@ -55,6 +58,11 @@ struct TraceManifest {
         corpus_sha256;  // SHA-256 of the corpus content (ids, languages, groups, texts); resume checks it
     int seqs_per_shard = 0;
     std::string probs_dtype = "f16";  // f16 | f32
+    // full: probs [T, L, E]; topk: topk_probs [T, L, K] only (`trace --store topk`, ~E/K times smaller).
+    // What a topk trace supports (only top-k ids needed): experts (Δ, sets), analyze's consistency,
+    // isolation and experts_rise; not divergence, entropy, pairwise, clusters, domains or correlation,
+    // which need the full p_t (analyze refuses them, see analysis.h).
+    std::string store = "full";
     bool has_logits = false;
     std::map<int64_t, std::string>
         shard_sha256;  // SHA-256 of each shard file written; resume and reading verify it
@@ -79,10 +87,11 @@ struct TraceSeq {
 struct TraceShard {
     int n_moe = 0, n_expert = 0, top_k = 0;
     std::vector<TraceSeq> seqs;
-    std::vector<int32_t> tokens;  // [T]
-    std::vector<float> probs;     // [T, n_moe, n_expert]
-    std::vector<int16_t> topk;    // [T, n_moe, top_k]
-    std::vector<float> logits;    // [T, n_moe, n_expert] or empty
+    std::vector<int32_t> tokens;    // [T]
+    std::vector<float> probs;       // [T, n_moe, n_expert]; empty for a store "topk" trace
+    std::vector<float> topk_probs;  // [T, n_moe, top_k] store "topk" only (write_shard derives it from probs)
+    std::vector<int16_t> topk;      // [T, n_moe, top_k]
+    std::vector<float> logits;      // [T, n_moe, n_expert] or empty
 
     int64_t n_tok() const { return (int64_t)tokens.size(); }
     // p of token row t (shard-relative) in MoE layer slot l: [n_expert]
@@ -128,6 +137,23 @@ TraceShard read_shard(const std::string & dir, const TraceManifest & m, int64_t 
 // The same from the file's bytes (no checksum): the fuzz target's entry.
 TraceShard parse_shard(const std::string & path, std::vector<uint8_t> bytes, const TraceManifest & m,
                        int64_t shard);
+
+// A shard's stored bytes with typed views of its tensors, no conversion (analyze's and experts' fast path,
+// src/trace/trace_raw.cpp). Without probs only the sequence tensors and topk are read from the file (pread of
+// their byte ranges), so `experts` reads a few percent of a shard. Views point into `bytes`.
+struct RawShard {
+    int n_moe = 0, n_expert = 0, top_k = 0;
+    int64_t n_tok = 0;
+    std::vector<TraceSeq> seqs;            // id left empty
+    const uint16_t * probs_f16 = nullptr;  // [T, n_moe, E] when the trace stores f16 and probs were read
+    const float * probs_f32 = nullptr;     // [T, n_moe, E] when it stores f32 and probs were read
+    const int16_t * topk = nullptr;        // [T, n_moe, K]
+    std::vector<uint64_t> bytes;           // owns the data (8-byte aligned)
+};
+// reuse: a shard read before whose buffer is taken over (no new allocation, no page faults, when it is
+// large enough); it is left empty.
+RawShard read_shard_raw(const std::string & dir, const TraceManifest & m, int64_t shard,
+                        bool with_probs = true, RawShard * reuse = nullptr);
 
 // The shard indices present on disk (complete files), ascending.
 std::vector<int64_t> list_shards(const std::string & dir);

@@ -40,6 +40,10 @@ std::vector<int> select_slots(const TraceSet & ts, const std::optional<LayerRang
 void for_each_shard(const std::string & dir, const TraceManifest & m, int n_threads,
                     const std::function<void(int64_t, const TraceShard &)> & fn);
 
+// The same over read_shard_raw (trace.h): the shard's bytes as stored, probs only when with_probs.
+void for_each_raw_shard(const std::string & dir, const TraceManifest & m, int n_threads, bool with_probs,
+                        const std::function<void(int64_t, const RawShard &)> & fn);
+
 // Builds a CSV file in memory, row by row.
 class Csv {
   public:
@@ -90,7 +94,10 @@ struct AnalyzeState {
     std::vector<std::vector<std::vector<std::vector<std::optional<double>>>>> div_pairs;
     std::vector<PairCell> pairwise;  // [lang_a][lang_b][slot], symmetric
     std::vector<uint8_t> paired;     // [lang]: the language has a sequence in some parallel group
-    int64_t n_sequences = 0, n_tokens = 0;
+    bool topk_only = false;  // some trace was recorded with --store topk: ids only, no divergence/entropy
+    int64_t n_sequences = 0, n_tokens = 0;  // distinct sequences (a duplicate counts once)
+    int64_t n_duplicates =
+        0;  // parallel sequences (domain, group, language) already read from an earlier trace
 
     PairCell & cell(int a, int b, int slot) {
         return pairwise[((size_t)a * langs.size() + (size_t)b) * (size_t)ts.n_moe + (size_t)slot];

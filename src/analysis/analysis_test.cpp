@@ -3,14 +3,18 @@
 // count, cross-trace pairing and its errors, experts Δ and sets.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "routescope/analysis.h"
 #include "routescope/common.h"
+#include "routescope/metrics.h"
 #include "routescope/stats.h"
 #include "routescope/trace.h"
 
@@ -26,9 +30,11 @@ struct SynthSeq {
 };
 
 // A trace of n_moe layers, E experts, top-k K: p peaked on a few experts per sequence, top-k from p.
+// near_uniform > 0: p_e ∝ 1 + near_uniform·u_e (u uniform in [0, 1)), routing close to uniform.
 void write_synth_trace(const fs::path & dir, const std::vector<SynthSeq> & seqs,
                        const std::string & sha = "abc", int n_moe = 3, int e = 8, int k = 2,
-                       int per_shard = 5) {
+                       int per_shard = 5, double near_uniform = 0.0, const std::string & dtype = "f32",
+                       const std::string & store = "full") {
     fs::create_directories(dir);
     rs::TraceManifest m;
     m.model_sha256 = sha, m.arch = "olmoe", m.model_name = "synth", m.n_layer = n_moe + 1;
@@ -39,7 +45,8 @@ void write_synth_trace(const fs::path & dir, const std::vector<SynthSeq> & seqs,
         if (std::find(m.domains.begin(), m.domains.end(), s.domain) == m.domains.end())
             m.domains.push_back(s.domain);
     }
-    m.n_sequences = (int64_t)seqs.size(), m.seqs_per_shard = per_shard, m.probs_dtype = "f32";
+    m.n_sequences = (int64_t)seqs.size(), m.seqs_per_shard = per_shard, m.probs_dtype = dtype;
+    m.store = store;
     rs::write_manifest(dir.string(), m);
     for (int64_t sh = 0; sh * per_shard < (int64_t)seqs.size(); ++sh) {
         rs::TraceShard s;
@@ -64,8 +71,10 @@ void write_synth_trace(const fs::path & dir, const std::vector<SynthSeq> & seqs,
                     std::vector<float> p((size_t)e);
                     float sum = 0;
                     for (auto & v : p)
-                        sum += v = (float)(1 + rs::uniform_below(rng, 100)) *
-                                   (rs::uniform_below(rng, 3) == 0 ? 20.f : 1.f);
+                        sum += v = near_uniform > 0.0
+                                       ? (float)(1.0 + near_uniform * (double)(rng.next() >> 11) * 0x1p-53)
+                                       : (float)(1 + rs::uniform_below(rng, 100)) *
+                                             (rs::uniform_below(rng, 3) == 0 ? 20.f : 1.f);
                     for (auto & v : p) v /= sum;
                     s.probs.insert(s.probs.end(), p.begin(), p.end());
                     std::vector<int16_t> ids((size_t)e);
@@ -192,6 +201,322 @@ TEST(Analysis, CrossTracePairingAndErrors) {
               std::string::npos);
     EXPECT_NE(error_of({(dir / "a").string()}, "swh_Latn").find("swh_Latn"), std::string::npos);
     EXPECT_NE(error_of({(dir / "missing").string()}).find("not found"), std::string::npos);
+}
+
+// Rows of a CSV file as field vectors (no quoted fields in these tables), header dropped.
+std::vector<std::vector<std::string>> csv_rows(const fs::path & p) {
+    std::vector<std::vector<std::string>> rows;
+    std::istringstream in(slurp(p));
+    std::string line;
+    std::getline(in, line);
+    while (std::getline(in, line)) {
+        std::vector<std::string> f;
+        size_t b = 0;
+        for (size_t e; (e = line.find(',', b)) != std::string::npos; b = e + 1)
+            f.push_back(line.substr(b, e - b));
+        f.push_back(line.substr(b));
+        rows.push_back(std::move(f));
+    }
+    return rows;
+}
+
+// Defect 1 of issue 14: languages that live in different traces are paired by (domain, group) in the
+// language × language matrix as in divergence.csv, a sentence recorded in two traces counts once, and the
+// clustering does not rest on filled cells.
+TEST(Analysis, PairwisePairsAcrossTracesAndCountsEachSentenceOnce) {
+    const auto dir = tmp("pairwise_cross");
+    auto c = parallel_seqs({"eng_Latn", "zho_Hans"}, 6);  // eng groups 0–5 again
+    auto b = parallel_seqs({"hin_Deva", "swh_Latn"}, 10);
+    for (auto & q : b)  // swh routes exactly as deu: their divergence is 0, the first merge of every layer
+        if (q.lang == "swh_Latn")
+            q.seed = rs::derive_seed(std::hash<std::string>{}("deu_Latn"), (uint64_t)q.group, 1);
+    write_synth_trace(dir / "a", parallel_seqs({"eng_Latn", "deu_Latn"}, 10));
+    write_synth_trace(dir / "b", b);
+    write_synth_trace(dir / "c", c);
+    rs::AnalyzeOptions opt;
+    opt.bootstrap_resamples = 20;
+    opt.traces = {(dir / "a").string(), (dir / "b").string(), (dir / "c").string()};
+    for (const int threads : {1, 2}) {
+        opt.n_threads = threads;
+        opt.out_dir = (dir / ("out" + std::to_string(threads))).string();
+        const auto rep = rs::run_analyze(opt);
+        EXPECT_EQ(rep.n_sequences, 20 + 20 + 6);  // C's eng sequences are A's sentences: counted once
+    }
+    for (const char * f : {"divergence.csv", "pairwise.csv", "clusters.json", "summary.json", "entropy.csv"})
+        EXPECT_EQ(slurp(dir / "out1" / f), slurp(dir / "out2" / f)) << f;
+    const fs::path out = dir / "out1";
+
+    std::map<std::string, std::vector<std::string>> div;  // "trace|lang|layer" → row
+    for (auto & r : csv_rows(out / "divergence.csv")) div[r[1] + "|" + r[2] + "|" + r[3]] = r;
+    std::map<std::string, std::vector<std::string>> pw;  // "a|b|layer" → row
+    for (auto & r : csv_rows(out / "pairwise.csv")) pw[r[2] + "|" + r[3] + "|" + r[1]] = r;
+    ASSERT_EQ(pw.size(), 3u * 5 * 5);  // 3 layers × every ordered pair of the 5 paired languages
+    for (const std::string layer : {"1", "2", "3"}) {
+        auto n_pairs = [&](const std::string & x, const std::string & y) {
+            return std::stoll(pw.at(x + "|" + y + "|" + layer)[5]);
+        };
+        EXPECT_EQ(n_pairs("eng_Latn", "eng_Latn"), 10);  // not 16: groups 0–5 of eng once
+        EXPECT_EQ(n_pairs("eng_Latn", "hin_Deva"), 10);
+        EXPECT_EQ(n_pairs("deu_Latn", "swh_Latn"), 10);
+        EXPECT_EQ(n_pairs("zho_Hans", "hin_Deva"), 6);
+        EXPECT_EQ(n_pairs("zho_Hans", "eng_Latn"), 6);
+        // eng × hin over the same 10 parallel pairs as hin's row of divergence.csv (pivot from trace a)
+        EXPECT_EQ(pw.at("eng_Latn|hin_Deva|" + layer)[4],
+                  div.at((dir / "b").string() + "|hin_Deva|" + layer)[4]);
+        EXPECT_EQ(pw.at("hin_Deva|eng_Latn|" + layer)[4], pw.at("eng_Latn|hin_Deva|" + layer)[4]);
+        EXPECT_EQ(pw.at("deu_Latn|swh_Latn|" + layer)[4], "0");
+    }
+    const auto cl = nlohmann::json::parse(slurp(out / "clusters.json"));
+    ASSERT_EQ(cl["layers"].size(), 3u);
+    for (const auto & l : cl["layers"]) {
+        EXPECT_TRUE(l["filled"].empty()) << l.dump();
+        const auto & first = l["merges"][0];
+        const std::vector<std::string> langs = l["langs"];
+        const std::set<std::string> pair{langs[first["a"].get<size_t>()], langs[first["b"].get<size_t>()]};
+        EXPECT_EQ(pair, (std::set<std::string>{"deu_Latn", "swh_Latn"})) << l.dump();
+        EXPECT_EQ(first["distance"].get<double>(), 0.0);
+    }
+    const auto sum = nlohmann::json::parse(slurp(out / "summary.json"));
+    EXPECT_EQ(sum["n_duplicate_sequences"].get<int64_t>(), 6);
+    EXPECT_EQ(sum["languages"]["eng_Latn"]["n_seq"].get<int64_t>(), 10);
+}
+
+// Defect 3 of issue 14: the same trace twice (also under another spelling) is refused, not counted twice.
+TEST(Analysis, SameTraceTwiceIsRefused) {
+    const auto dir = tmp("twice");
+    write_synth_trace(dir / "t", parallel_seqs({"eng_Latn", "deu_Latn"}, 4));
+    rs::AnalyzeOptions opt;
+    opt.traces = {(dir / "t").string(), (dir / "." / "t").string()};
+    opt.out_dir = (dir / "out").string();
+    try {
+        rs::run_analyze(opt);
+        ADD_FAILURE() << "no error";
+    } catch (const rs::Error & e) {
+        EXPECT_NE(std::string(e.what()).find("given twice"), std::string::npos) << e.what();
+    }
+    rs::ExpertsOptions eo;
+    eo.traces = opt.traces;
+    eo.multilingual = true;
+    eo.out = (dir / "e.json").string();
+    EXPECT_THROW(rs::run_experts(eo), rs::Error);
+}
+
+// Defect 2 of issue 14: near uniform routing (normaliser log E − ½(H(a)+H(b)) ≈ 1e-4·log E) against a
+// long-double recomputation from the stored shards; a float q gave ~1e-3 relative error here.
+TEST(Analysis, NearUniformDivergenceMatchesLongDoubleReference) {
+    const auto dir = tmp("near_uniform");
+    const int n_moe = 2, e = 16, n_group = 12;
+    write_synth_trace(dir / "t", parallel_seqs({"eng_Latn", "deu_Latn"}, n_group), "abc", n_moe, e, 2, 5,
+                      0.05);
+    rs::AnalyzeOptions opt;
+    opt.traces = {(dir / "t").string()};
+    opt.bootstrap_resamples = 10;
+    opt.out_dir = (dir / "out").string();
+    rs::run_analyze(opt);
+
+    // reference: q (Eq. 1), H, D_JS (Eq. 6), D_H-JS (Eqs. 7–8) and the mean over pairs (Eq. 2) in long double
+    const auto m = rs::read_manifest((dir / "t").string());
+    std::map<std::pair<int64_t, int>, std::vector<std::vector<long double>>> q;  // (group, lang) → [slot][E]
+    for (const int64_t k : rs::list_shards((dir / "t").string())) {
+        const auto s = rs::read_shard((dir / "t").string(), m, k);
+        for (const auto & sq : s.seqs) {
+            auto & v = q[{sq.group, sq.lang}];
+            v.assign(n_moe, std::vector<long double>(e, 0.0L));
+            for (int l = 0; l < n_moe; ++l) {
+                for (int64_t t = 0; t < sq.n_tok; ++t)
+                    for (int x = 0; x < e; ++x) v[l][x] += (long double)s.p(sq.tok_begin + t, l)[x];
+                for (auto & x : v[l]) x /= (long double)sq.n_tok;
+            }
+        }
+    }
+    auto H = [](const std::vector<long double> & a) {
+        long double h = 0;
+        for (auto x : a) h -= x * logl(x);
+        return h;
+    };
+    std::map<int, long double> want;
+    for (int l = 0; l < n_moe; ++l) {
+        long double sum = 0;
+        for (int g = 0; g < n_group; ++g) {
+            const auto & a = q.at({g, 0})[l];
+            const auto & b = q.at({g, 1})[l];
+            long double js = 0;
+            for (int x = 0; x < e; ++x) {
+                const long double mm = 0.5L * (a[x] + b[x]);
+                js += 0.5L * (a[x] * logl(a[x] / mm) + b[x] * logl(b[x] / mm));
+            }
+            const long double f = logl((long double)e) - 0.5L * (H(a) + H(b));
+            ASSERT_GT(f, 1e-6L * logl((long double)e));
+            ASSERT_LT(f, 1e-2L * logl((long double)e));  // near uniform indeed
+            sum += js / f;
+        }
+        want[l + 1] = sum / n_group;
+    }
+    int n_checked = 0;
+    for (const auto & r : csv_rows(dir / "out" / "divergence.csv"))
+        if (r[2] == "deu_Latn") {
+            const long double w = want.at(std::stoi(r[3]));
+            EXPECT_NEAR(std::stod(r[4]) / (double)w, 1.0, 1e-8) << r[3];
+            ++n_checked;
+        }
+    EXPECT_EQ(n_checked, n_moe);
+    for (const auto & r : csv_rows(dir / "out" / "pairwise.csv"))
+        if (r[2] == "eng_Latn" && r[3] == "deu_Latn") {
+            const long double w = want.at(std::stoi(r[1]));
+            EXPECT_NEAR(std::stod(r[4]) / (double)w, 1.0, 1e-8) << r[1];
+        }
+}
+
+void expect_same(const std::vector<rs::SequenceLayerStats> & a,
+                 const std::vector<rs::SequenceLayerStats> & b) {
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t l = 0; l < a.size(); ++l) {
+        EXPECT_EQ(a[l].n_tok, b[l].n_tok);
+        EXPECT_EQ(a[l].importance, b[l].importance) << l;  // exact: same sums in the same order
+        // H(p_t) in four interleaved partial sums: a different but fixed order
+        EXPECT_NEAR(a[l].entropy_sum, b[l].entropy_sum, 1e-14 * std::max(1.0, std::abs(b[l].entropy_sum)))
+            << l;
+        EXPECT_EQ(a[l].consistency, b[l].consistency) << l;
+        EXPECT_EQ(a[l].act_count, b[l].act_count) << l;
+    }
+}
+
+// The one-pass summaries from shard bytes equal summarise_sequence bit for bit (the entropy sum to 1e-14
+// relative, a different fixed order): f16 and f32 probs, zeros,
+// duplicated ids in a row, E > 64 (two mask words), K = E, 0 and 1 token; bad ids raise rs::Error.
+TEST(Analysis, RawSummariesEqualTheReferenceBitForBit) {
+    rs::SplitMix64 rng(7);
+    for (const auto & [e, k] : {std::pair{70, 5}, std::pair{8, 8}, std::pair{128, 8}})
+        for (const int64_t n_tok :
+             {int64_t{0}, int64_t{1}, int64_t{2}, int64_t{37}, int64_t{300}, int64_t{1025}}) {
+            const int n_moe = 3;
+            const int64_t begin = 2, rows = (begin + n_tok + 1) * n_moe;
+            std::vector<uint16_t> f16((size_t)(rows * e));
+            std::vector<float> f32(f16.size()), w16(f16.size());
+            for (size_t i = 0; i < f16.size(); ++i) {
+                f16[i] = rs::uniform_below(rng, 5) == 0 ? 0 : (uint16_t)rs::uniform_below(rng, 0x3C01);
+                w16[i] = rs::f16_bits_to_f32(f16[i]);
+                f32[i] = rs::uniform_below(rng, 5) == 0 ? 0.f : (float)(rng.next() >> 40) * 0x1p-24f;
+            }
+            std::vector<int16_t> topk((size_t)(rows * k));
+            for (auto & id : topk) id = (int16_t)rs::uniform_below(rng, (uint64_t)e);  // duplicates included
+            const rs::SummaryOptions so{.seed = 3, .consistency_pairs = 50};
+            for (const bool half : {true, false}) {
+                const auto & ref_p = half ? w16 : f32;
+                const auto want = rs::summarise_sequence(ref_p, topk, begin, n_tok, n_moe, e, k, 11, so);
+                const rs::RawProbs raw =
+                    half ? rs::RawProbs{.f16 = f16.data()} : rs::RawProbs{.f32 = f32.data()};
+                expect_same(rs::summarise_sequence_raw(raw, topk.data(), begin, n_tok, n_moe, e, k, 11, so),
+                            want);
+                const std::vector<int> slots = {2, 0};
+                std::vector<int64_t> counts(2 * (size_t)e);
+                rs::activation_counts_raw(topk.data(), begin, n_tok, n_moe, k, e, slots, counts);
+                for (size_t i = 0; i < 2; ++i)
+                    EXPECT_EQ(std::vector<int64_t>(counts.begin() + (ptrdiff_t)(i * e),
+                                                   counts.begin() + (ptrdiff_t)((i + 1) * e)),
+                              want[(size_t)slots[i]].act_count);
+            }
+            if (n_tok > 0) {
+                topk[(size_t)(begin * n_moe * k + 1)] = (int16_t)e;
+                EXPECT_THROW(rs::summarise_sequence_raw({.f32 = f32.data()}, topk.data(), begin, n_tok, n_moe,
+                                                        e, k, 11, so),
+                             rs::Error);
+            }
+        }
+}
+
+// read_shard_raw gives the stored tensors: its f16 values widened equal read_shard's probs, same topk and
+// sequences; without probs it reads no probs.
+TEST(Analysis, RawShardMatchesReadShard) {
+    const auto dir = tmp("raw_shard");
+    write_synth_trace(dir / "t", parallel_seqs({"eng_Latn", "deu_Latn"}, 6), "abc", 3, 8, 2, 5, 0.0, "f16");
+    const auto m = rs::read_manifest((dir / "t").string());
+    ASSERT_EQ(m.probs_dtype, "f16");
+    for (const int64_t k : rs::list_shards((dir / "t").string())) {
+        const auto s = rs::read_shard((dir / "t").string(), m, k);
+        const auto r = rs::read_shard_raw((dir / "t").string(), m, k);
+        ASSERT_EQ(r.n_tok, s.n_tok());
+        ASSERT_TRUE(r.probs_f16 && !r.probs_f32);
+        for (size_t i = 0; i < s.probs.size(); ++i)
+            ASSERT_EQ(rs::f16_bits_to_f32(r.probs_f16[i]), s.probs[i]) << i;
+        EXPECT_EQ(std::vector<int16_t>(r.topk, r.topk + s.topk.size()), s.topk);
+        ASSERT_EQ(r.seqs.size(), s.seqs.size());
+        for (size_t i = 0; i < s.seqs.size(); ++i) {
+            EXPECT_EQ(r.seqs[i].index, s.seqs[i].index);
+            EXPECT_EQ(r.seqs[i].group, s.seqs[i].group);
+            EXPECT_EQ(r.seqs[i].lang, s.seqs[i].lang);
+            EXPECT_EQ(r.seqs[i].tok_begin, s.seqs[i].tok_begin);
+            EXPECT_EQ(r.seqs[i].n_tok, s.seqs[i].n_tok);
+        }
+        const auto t = rs::read_shard_raw((dir / "t").string(), m, k, false);
+        EXPECT_TRUE(!t.probs_f16 && !t.probs_f32 && t.topk);
+    }
+}
+
+// `trace --store topk`: shards keep the selected experts' p only; analyze writes the tables the ids give
+// (equal to those of the full trace) and no others, experts is unchanged, the rest is refused clearly.
+TEST(Analysis, TopkStoreGivesWhatTheIdsGiveAndRefusesTheRest) {
+    const auto dir = tmp("topk_store");
+    const auto seqs = parallel_seqs({"eng_Latn", "deu_Latn", "fra_Latn"}, 8);
+    write_synth_trace(dir / "full", seqs);
+    write_synth_trace(dir / "topk", seqs, "abc", 3, 8, 2, 5, 0.0, "f32", "topk");
+    const auto mf = rs::read_manifest((dir / "full").string()),
+               mt = rs::read_manifest((dir / "topk").string());
+    EXPECT_EQ(mf.store, "full");
+    ASSERT_EQ(mt.store, "topk");
+    EXPECT_FALSE(rs::manifest_to_json(mf)["store"].contains("content"));  // full manifests are unchanged
+    for (const int64_t k : rs::list_shards((dir / "topk").string())) {
+        const auto f = rs::read_shard((dir / "full").string(), mf, k);
+        const auto t = rs::read_shard((dir / "topk").string(), mt, k);
+        EXPECT_TRUE(t.probs.empty());
+        ASSERT_EQ(t.topk_probs.size(), f.topk.size());
+        EXPECT_EQ(t.topk, f.topk);
+        for (size_t r = 0; r < f.topk.size(); ++r)  // p of the selected expert, as in the full trace
+            EXPECT_EQ(t.topk_probs[r], f.probs[r / 2 * 8 + (size_t)f.topk[r]]) << r;
+        EXPECT_LT(fs::file_size(dir / "topk" / rs::shard_file_name(k)),
+                  fs::file_size(dir / "full" / rs::shard_file_name(k)));
+        EXPECT_THROW(rs::read_shard_raw((dir / "topk").string(), mt, k), rs::Error);
+    }
+    rs::AnalyzeOptions opt;
+    opt.bootstrap_resamples = 10;
+    opt.middle = rs::parse_layer_range("1:3");  // no automatic range without divergence: the same for both
+    opt.traces = {(dir / "full").string()};
+    opt.out_dir = (dir / "a_full").string();
+    EXPECT_FALSE(rs::run_analyze(opt).topk_only);
+    opt.traces = {(dir / "topk").string()};
+    opt.out_dir = (dir / "a_topk").string();
+    fs::create_directories(opt.out_dir);
+    std::ofstream(dir / "a_topk" / "divergence.csv") << "stale\n";
+    EXPECT_TRUE(rs::run_analyze(opt).topk_only);
+    for (const char * f : {"consistency.csv", "isolation.csv", "experts_rise.csv"})
+        EXPECT_EQ(slurp(dir / "a_topk" / f), slurp(dir / "a_full" / f)) << f;
+    for (const char * f :
+         {"divergence.csv", "entropy.csv", "pairwise.csv", "clusters.json", "domains.csv", "correlation.csv"})
+        EXPECT_FALSE(fs::exists(dir / "a_topk" / f)) << f;
+    const auto sf = nlohmann::json::parse(slurp(dir / "a_full" / "summary.json"));
+    const auto st = nlohmann::json::parse(slurp(dir / "a_topk" / "summary.json"));
+    EXPECT_EQ(st["store"], "topk");
+    EXPECT_EQ(st["not_computed"].size(), 6u);
+    EXPECT_EQ(st["languages"]["deu_Latn"]["consistency"], sf["languages"]["deu_Latn"]["consistency"]);
+    EXPECT_TRUE(st["languages"]["deu_Latn"]["divergence"].is_null());
+    EXPECT_TRUE(st["languages"]["deu_Latn"]["entropy"].is_null());
+    opt.scores = (dir / "scores.tsv").string();
+    std::ofstream(opt.scores) << "lang\tscore\ndeu_Latn\t1\n";
+    try {
+        rs::run_analyze(opt);
+        ADD_FAILURE() << "no error";
+    } catch (const rs::Error & e) {
+        EXPECT_NE(std::string(e.what()).find("--store topk"), std::string::npos) << e.what();
+    }
+    rs::ExpertsOptions eo;
+    eo.multilingual = true;
+    eo.tau = 0.0;
+    for (const char * t : {"full", "topk"}) {
+        eo.traces = {(dir / t).string()};
+        eo.out = (dir / (std::string("e_") + t + ".json")).string();
+        rs::run_experts(eo);
+    }
+    EXPECT_EQ(slurp(dir / "e_full.csv"), slurp(dir / "e_topk.csv"));
 }
 
 TEST(Analysis, UnpairedDomainsGiveDomainDivergence) {

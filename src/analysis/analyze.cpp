@@ -2,14 +2,18 @@
 // per-pair divergences (Bandarkar et al. 2025, §4.3–4.4; formulas in src/metrics).
 //
 // Memory: one shard (two with more than one thread: the next is read ahead), its per-sequence summaries, the
-// q (as float) of the parallel groups not yet complete (traces are group-major, so a group's languages are
-// adjacent), the per-pair scalar divergences, and — only when some trace lacks the pivot language — the
-// pivot q of every group of the traces that provide it.
+// q (in double) of the parallel groups not yet complete (traces are group-major, so a group's languages are
+// adjacent), the per-pair scalar divergences, and — only with several traces — the q of every parallel
+// sequence of the traces before the last, so that the language × language matrix pairs across traces.
+// Speed: each shard is read once as stored (read_shard_raw, the next one on a second thread into a recycled
+// buffer) and every per-sequence figure of every layer comes from one pass over its rows
+// (summarise_sequence_raw: no f32 copy of the shard); H(q) of a member is computed once for all its pairs.
 // Determinism: summaries and group divergences are computed in parallel (parallel_map) but added in
 // sequence/group order, so results do not depend on the thread count.
 #include <algorithm>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -21,46 +25,61 @@ namespace rs::analysis {
 namespace {
 
 // One sequence of a parallel group: its language and q per slot ([n_moe × E], empty if it has no token).
+// q stays in double: near uniform routing makes the D_H-JS normaliser log E − ½(H(a)+H(b)) small, and a
+// float q would amplify its rounding into the divergence (~1e-3 relative).
 struct Member {
     int lang = 0;
-    std::vector<float> q;
+    bool duplicate = false;  // the same (domain, group, language) came from an earlier trace: counted once
+    std::vector<double> q;
+    std::vector<double> h;  // [n_moe] H(q) per slot, computed once per sequence
 };
 
+// The members one trace contributes to a parallel group (domain, group).
 struct Group {
     int domain = 0;
     int64_t group = -1;
     std::vector<Member> members;
-    const std::vector<float> * pivot_q = nullptr;  // the pivot's q (own member's, or in the pivot store)
+    const Member * pivot = nullptr;                 // the pivot's member (own, or an earlier trace's)
+    const std::vector<Member> * earlier = nullptr;  // members of the group in earlier traces (or null)
 };
 
 struct GroupResult {
     std::vector<std::vector<std::optional<double>>> vs_pivot;  // [member][slot]
-    std::vector<std::vector<std::optional<double>>> pairs;     // [(a ≤ b) in member order][slot]
+    struct Pair {
+        int la = 0, lb = 0;
+        std::vector<std::optional<double>> v;  // [slot]
+    };
+    std::vector<Pair> pairs;  // every language pair of the group not counted before, once
 };
 
-// D_H-JS (Eqs. 7–8) of every member against the pivot and of every member pair, per layer slot.
+// D_H-JS (Eqs. 7–8) of every member against the pivot, and of every new language pair of the group: the
+// non-duplicate members of this trace with each other (a ≤ b) and with the members of earlier traces.
 GroupResult compute_group(const Group & g, int n_moe, int n_expert) {
     GroupResult r;
     const size_t e = (size_t)n_expert;
-    auto hjs = [&](const std::vector<float> & a, const std::vector<float> & b,
-                   int slot) -> std::optional<double> {
-        if (a.empty() || b.empty()) return std::nullopt;
-        const std::span<const float> sa(a.data() + (size_t)slot * e, e), sb(b.data() + (size_t)slot * e, e);
-        return hjs_divergence(sa, sb);
-    };
-    static const std::vector<float> kNone;
-    const std::vector<float> & pq = g.pivot_q ? *g.pivot_q : kNone;
-    for (const auto & m : g.members) {
+    auto hjs_all = [&](const Member & a, const Member & b) {
         std::vector<std::optional<double>> v((size_t)n_moe);
-        for (int l = 0; l < n_moe; ++l) v[(size_t)l] = hjs(pq, m.q, l);
-        r.vs_pivot.push_back(std::move(v));
-    }
-    for (size_t a = 0; a < g.members.size(); ++a)
-        for (size_t b = a; b < g.members.size(); ++b) {
-            std::vector<std::optional<double>> v((size_t)n_moe);
-            for (int l = 0; l < n_moe; ++l) v[(size_t)l] = hjs(g.members[a].q, g.members[b].q, l);
-            r.pairs.push_back(std::move(v));
+        if (a.q.empty() || b.q.empty()) return v;
+        for (int l = 0; l < n_moe; ++l) {
+            const std::span<const double> sa(a.q.data() + (size_t)l * e, e),
+                sb(b.q.data() + (size_t)l * e, e);
+            v[(size_t)l] = hjs_divergence_given_entropies(sa, sb, a.h[(size_t)l], b.h[(size_t)l]);
         }
+        return v;
+    };
+    static const Member kNone;
+    const Member & pm = g.pivot ? *g.pivot : kNone;
+    for (const auto & m : g.members) r.vs_pivot.push_back(hjs_all(pm, m));
+    for (size_t b = 0; b < g.members.size(); ++b) {
+        const Member & mb = g.members[b];
+        if (mb.duplicate) continue;
+        if (g.earlier)
+            for (const Member & ma : *g.earlier) r.pairs.push_back({ma.lang, mb.lang, hjs_all(ma, mb)});
+        for (size_t a = 0; a <= b; ++a) {
+            const Member & ma = g.members[a];
+            if (!ma.duplicate) r.pairs.push_back({ma.lang, mb.lang, hjs_all(ma, mb)});
+        }
+    }
     return r;
 }
 
@@ -90,11 +109,19 @@ AnalyzeState accumulate_traces(const AnalyzeOptions & opt) {
         for (const auto & l : m.langs) index_of(st.langs, l);
         for (const auto & d : m.domains) index_of(st.domains, d);
     }
+    for (const auto & m : ts.manifests) st.topk_only = st.topk_only || m.store == "topk";
+    if (st.topk_only && !opt.scores.empty())
+        throw Error(
+            "--scores correlates the divergence from the pivot, which a trace recorded with --store "
+            "topk cannot give (record with --store full)");
     const auto pit = std::find(st.langs.begin(), st.langs.end(), opt.pivot);
-    if (pit == st.langs.end())
+    if (pit == st.langs.end() && st.topk_only) {
+        st.pivot = -1;  // divergence is not computed: no pivot needed
+    } else if (pit == st.langs.end())
         throw Error("pivot language " + opt.pivot + " is absent from the trace" + (n_trace > 1 ? "s" : "") +
                     " (languages: " + join(st.langs) + ")");
-    st.pivot = (int)(pit - st.langs.begin());
+    else
+        st.pivot = (int)(pit - st.langs.begin());
     const size_t n_lang = st.langs.size();
     st.by_lang.assign(n_lang, std::vector<LayerAccumulator>((size_t)n_moe, LayerAccumulator(n_expert)));
     st.by_domain.assign(st.domains.size(),
@@ -106,17 +133,19 @@ AnalyzeState accumulate_traces(const AnalyzeOptions & opt) {
 
     // Traces with the pivot language go first: they may provide the pivot q of other traces' groups.
     std::vector<size_t> order;
-    std::set<int> needed_domains;  // domains of traces without the pivot
     for (size_t i = 0; i < n_trace; ++i)
         if (has_lang(ts.manifests[i], opt.pivot)) order.push_back(i);
     for (size_t i = 0; i < n_trace; ++i)
-        if (!has_lang(ts.manifests[i], opt.pivot)) {
-            order.push_back(i);
-            for (const auto & d : ts.manifests[i].domains) needed_domains.insert(index_of(st.domains, d));
-        }
-    std::map<std::pair<int, int64_t>, std::vector<float>> pivot_store;  // (domain, group) → pivot q
+        if (!has_lang(ts.manifests[i], opt.pivot)) order.push_back(i);
+    // Members of the parallel groups of the traces read so far, kept (only while another trace follows) so
+    // that the language × language matrix pairs across traces by (domain, group) as divergence.csv does, and
+    // so that a sentence recorded in two traces counts once.
+    std::map<std::pair<int, int64_t>, std::vector<Member>> store;
+    std::set<std::tuple<int, int64_t, int>> seen;  // (domain, group, language) of earlier traces
 
-    for (const size_t ti : order) {
+    for (size_t oi = 0; oi < order.size(); ++oi) {
+        const size_t ti = order[oi];
+        const bool keep = oi + 1 < order.size();  // a later trace may pair with this one's groups
         const std::string & dir = ts.dirs[ti];
         const TraceManifest & m = ts.manifests[ti];
         std::vector<int> lang_map, dom_map;
@@ -126,22 +155,26 @@ AnalyzeState accumulate_traces(const AnalyzeOptions & opt) {
         std::set<std::pair<int, int64_t>> closed;
         std::optional<Group> open;
         std::vector<Group> ready;
+        auto earlier_of = [&](const std::pair<int, int64_t> & key) -> const std::vector<Member> * {
+            const auto it = store.find(key);
+            return it == store.end() ? nullptr : &it->second;
+        };
 
         auto close_open = [&]() {
             if (!open) return;
             Group & g = *open;
             closed.insert({g.domain, g.group});
+            g.earlier = earlier_of({g.domain, g.group});
             for (const auto & mem : g.members)
-                if (mem.lang == st.pivot) g.pivot_q = &mem.q;
-            if (!g.pivot_q) {
-                const auto it = pivot_store.find({g.domain, g.group});
-                if (it == pivot_store.end())
-                    throw Error(
-                        fmt::format("mismatched parallel groups: group {} ({}) of trace {} has no {} "
-                                    "sequence in any trace",
-                                    g.group, st.domains[(size_t)g.domain], dir, opt.pivot));
-                g.pivot_q = &it->second;
-            }
+                if (mem.lang == st.pivot) g.pivot = &mem;
+            if (!g.pivot && g.earlier)
+                for (const auto & mem : *g.earlier)
+                    if (mem.lang == st.pivot) g.pivot = &mem;
+            if (!g.pivot)
+                throw Error(
+                    fmt::format("mismatched parallel groups: group {} ({}) of trace {} has no {} "
+                                "sequence in any trace",
+                                g.group, st.domains[(size_t)g.domain], dir, opt.pivot));
             ready.push_back(std::move(g));
             open.reset();
         };
@@ -151,37 +184,40 @@ AnalyzeState accumulate_traces(const AnalyzeOptions & opt) {
                 return compute_group(ready[(size_t)i], n_moe, n_expert);
             });
             for (size_t gi = 0; gi < ready.size(); ++gi) {
-                const Group & g = ready[gi];
+                Group & g = ready[gi];
                 const GroupResult & r = res[gi];
-                size_t k = 0;
                 for (size_t a = 0; a < g.members.size(); ++a) {
                     const int la = g.members[a].lang;
                     for (int l = 0; l < n_moe; ++l)
                         st.div_pairs[ti][(size_t)la][(size_t)l].push_back(r.vs_pivot[a][(size_t)l]);
-                    for (size_t b = a; b < g.members.size(); ++b, ++k) {
-                        const int lb = g.members[b].lang;
-                        for (int l = 0; l < n_moe; ++l) {
-                            st.cell(la, lb, l).add(r.pairs[k][(size_t)l]);
-                            if (la != lb) st.cell(lb, la, l).add(r.pairs[k][(size_t)l]);
-                        }
-                    }
                 }
-                if (needed_domains.count(g.domain) && !pivot_store.count({g.domain, g.group}))
-                    for (const auto & mem : g.members)
-                        if (mem.lang == st.pivot) pivot_store[{g.domain, g.group}] = mem.q;
+                for (const auto & pr : r.pairs)
+                    for (int l = 0; l < n_moe; ++l) {
+                        st.cell(pr.la, pr.lb, l).add(pr.v[(size_t)l]);
+                        if (pr.la != pr.lb) st.cell(pr.lb, pr.la, l).add(pr.v[(size_t)l]);
+                    }
             }
+            if (keep)
+                for (Group & g : ready) {
+                    auto & kept = store[{g.domain, g.group}];
+                    for (Member & mem : g.members)
+                        if (!mem.duplicate) kept.push_back(std::move(mem));
+                }
             ready.clear();
         };
 
-        for_each_shard(dir, m, opt.n_threads, [&](int64_t shard, const TraceShard & s) {
+        std::set<std::tuple<int, int64_t, int>> seen_here;  // joins `seen` after this trace
+        for_each_raw_shard(dir, m, opt.n_threads, !st.topk_only, [&](int64_t shard, const RawShard & s) {
             if (s.n_moe != n_moe || s.n_expert != n_expert || s.top_k != ts.top_k)
                 throw Error(fmt::format("shard {} of trace {} does not match its manifest", shard, dir));
-            // per-sequence statistics of every layer, in parallel; added below in sequence order
+            // per-sequence statistics of every layer in one pass over the stored rows, in parallel; added
+            // below in sequence order
+            const RawProbs probs{.f16 = s.probs_f16, .f32 = s.probs_f32};
             const auto sums = parallel_map<std::vector<SequenceLayerStats>>(
                 (int64_t)s.seqs.size(), opt.n_threads, [&](int64_t i) {
                     const TraceSeq & q = s.seqs[(size_t)i];
-                    return summarise_sequence(s.probs, s.topk, q.tok_begin, q.n_tok, n_moe, n_expert,
-                                              ts.top_k, q.index, sopt);
+                    return summarise_sequence_raw(probs, s.topk, q.tok_begin, q.n_tok, n_moe, n_expert,
+                                                  ts.top_k, q.index, sopt);
                 });
             for (size_t i = 0; i < s.seqs.size(); ++i) {
                 const TraceSeq & q = s.seqs[i];
@@ -192,14 +228,22 @@ AnalyzeState accumulate_traces(const AnalyzeOptions & opt) {
                                     "the manifest",
                                     dir, q.index));
                 const int lang = lang_map[(size_t)q.lang], dom = dom_map[(size_t)q.domain];
-                ++st.n_sequences;
-                st.n_tokens += q.n_tok;
-                for (int l = 0; l < n_moe; ++l) {
-                    st.by_lang[(size_t)lang][(size_t)l].add(sums[i][(size_t)l]);
-                    st.by_domain[(size_t)dom][(size_t)l].add(sums[i][(size_t)l]);
-                }
-                if (q.group < 0) continue;  // unpaired: no divergence from the pivot
                 const std::pair<int, int64_t> key{dom, q.group};
+                // the same parallel sentence (domain, group, language) already read from an earlier trace
+                const bool duplicate = q.group >= 0 && seen.count({dom, q.group, lang});
+                if (keep && q.group >= 0 && !duplicate) seen_here.insert({dom, q.group, lang});
+                if (duplicate) {
+                    ++st.n_duplicates;
+                } else {
+                    ++st.n_sequences;
+                    st.n_tokens += q.n_tok;
+                    for (int l = 0; l < n_moe; ++l) {
+                        st.by_lang[(size_t)lang][(size_t)l].add(sums[i][(size_t)l]);
+                        st.by_domain[(size_t)dom][(size_t)l].add(sums[i][(size_t)l]);
+                    }
+                }
+                // unpaired, or ids only (--store topk): no divergence from the pivot
+                if (q.group < 0 || st.topk_only) continue;
                 if (!open || open->domain != dom || open->group != q.group) {
                     close_open();
                     if (closed.count(key))
@@ -213,12 +257,15 @@ AnalyzeState accumulate_traces(const AnalyzeOptions & opt) {
                             fmt::format("mismatched parallel groups: group {} of trace {} has two {} "
                                         "sequences",
                                         q.group, dir, st.langs[(size_t)lang]));
-                Member mem{.lang = lang};
-                if (q.n_tok > 0) {  // q as float: E values per slot
+                Member mem{.lang = lang, .duplicate = duplicate};
+                if (q.n_tok > 0) {  // q in double: E values per slot, and its entropy
                     mem.q.resize((size_t)n_moe * (size_t)n_expert);
-                    for (int l = 0; l < n_moe; ++l)
-                        std::copy(sums[i][(size_t)l].importance.begin(), sums[i][(size_t)l].importance.end(),
-                                  mem.q.begin() + (ptrdiff_t)l * n_expert);
+                    mem.h.resize((size_t)n_moe);
+                    for (int l = 0; l < n_moe; ++l) {
+                        const auto & imp = sums[i][(size_t)l].importance;
+                        std::copy(imp.begin(), imp.end(), mem.q.begin() + (ptrdiff_t)l * n_expert);
+                        mem.h[(size_t)l] = entropy(std::span<const double>(imp));
+                    }
                 }
                 open->members.push_back(std::move(mem));
                 st.paired[(size_t)lang] = 1;
@@ -227,6 +274,7 @@ AnalyzeState accumulate_traces(const AnalyzeOptions & opt) {
         });
         close_open();
         flush_ready();
+        seen.insert(seen_here.begin(), seen_here.end());
     }
     return st;
 }

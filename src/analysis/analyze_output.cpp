@@ -44,7 +44,10 @@ struct DivRow {
     std::vector<std::optional<double>> div;  // per slot, nullopt when no pair is defined
 };
 
-json clustering_json(std::span<const double> dist, const std::vector<std::string> & names) {
+// filled: [n × n] flags of the cells that had no defined pair and were given the fill distance; they are
+// listed in the JSON ("filled": [[a, b], …], a < b) so that a dendrogram resting on them is not silent.
+json clustering_json(std::span<const double> dist, const std::vector<std::string> & names,
+                     const std::vector<uint8_t> & filled) {
     const int n = (int)names.size();
     const auto merges = average_linkage(dist, n);
     json jm = json::array();
@@ -52,7 +55,12 @@ json clustering_json(std::span<const double> dist, const std::vector<std::string
         jm.push_back({{"a", m.a}, {"b", m.b}, {"distance", m.distance}, {"size", m.size}});
     json order = json::array();
     for (int i : dendrogram_leaf_order(merges, n)) order.push_back(names[(size_t)i]);
-    return {{"langs", names}, {"merges", jm}, {"leaf_order", order}};
+    json jf = json::array();
+    for (int a = 0; a < n; ++a)
+        for (int b = a + 1; b < n; ++b)
+            if (!filled.empty() && filled[(size_t)a * n + b])
+                jf.push_back({names[(size_t)a], names[(size_t)b]});
+    return {{"langs", names}, {"merges", jm}, {"leaf_order", order}, {"filled", jf}};
 }
 
 }  // namespace
@@ -70,24 +78,31 @@ AnalyzeReport write_analysis(const AnalyzeState & st) {
     rep.n_tokens = st.n_tokens;
     rep.n_layers = n_moe;
     rep.n_langs = n_lang;
+    rep.topk_only = st.topk_only;
 
     // ---- divergence from the pivot (Eq. 2) with bootstrap CIs
     std::vector<DivRow> rows;
     for (size_t ti = 0; ti < ts.dirs.size(); ++ti)
-        for (int la = 0; la < n_lang; ++la) {
-            const auto & vals = st.div_pairs[ti][(size_t)la];
-            if (vals[0].empty()) continue;
-            DivRow r{.trace = ti, .lang = la};
-            for (int l = 0; l < n_moe; ++l) {
-                BootstrapOptions bs{.n_resamples = opt.bootstrap_resamples,
-                                    .seed = derive_seed(opt.seed, rows.size(), (uint64_t)l)};
-                r.per_slot.push_back(summarise_pairs(vals[(size_t)l], bs));
-                r.div.push_back(r.per_slot.back().defined() ? std::optional(r.per_slot.back().mean)
-                                                            : std::nullopt);
-                rep.n_undefined_pairs += r.per_slot.back().n_undefined;
-            }
-            rows.push_back(std::move(r));
+        for (int la = 0; la < n_lang; ++la)
+            if (!st.div_pairs[ti][(size_t)la][0].empty()) rows.push_back(DivRow{.trace = ti, .lang = la});
+    // the bootstrap of every (row, layer) in parallel: each has its own seed, so the thread count is moot
+    const auto summaries =
+        parallel_map<PairedDivergence>((int64_t)rows.size() * n_moe, opt.n_threads, [&](int64_t i) {
+            const size_t ri = (size_t)(i / n_moe);
+            const int l = (int)(i % n_moe);
+            const BootstrapOptions bs{.n_resamples = opt.bootstrap_resamples,
+                                      .seed = derive_seed(opt.seed, ri, (uint64_t)l)};
+            return summarise_pairs(st.div_pairs[rows[ri].trace][(size_t)rows[ri].lang][(size_t)l], bs);
+        });
+    for (size_t ri = 0; ri < rows.size(); ++ri) {
+        DivRow & r = rows[ri];
+        for (int l = 0; l < n_moe; ++l) {
+            r.per_slot.push_back(summaries[ri * (size_t)n_moe + (size_t)l]);
+            r.div.push_back(r.per_slot.back().defined() ? std::optional(r.per_slot.back().mean)
+                                                        : std::nullopt);
+            rep.n_undefined_pairs += r.per_slot.back().n_undefined;
         }
+    }
     Csv div_csv({"model", "trace", "lang", "layer", "div", "ci_lo", "ci_hi", "n_pairs", "n_undefined"});
     for (const auto & r : rows)
         for (int l = 0; l < n_moe; ++l) {
@@ -101,7 +116,14 @@ AnalyzeReport write_analysis(const AnalyzeState & st) {
             div_csv.field(pd.n_pairs).field(pd.n_undefined);
             div_csv.end_row();
         }
-    files.add(out + "/divergence.csv", div_csv.str());
+    // a --store topk trace has no full p_t: the tables that need it are not written (and an older copy in the
+    // output directory is removed at commit, so that no reader mistakes it for this analysis)
+    const std::vector<std::string> needs_p = {"divergence.csv", "entropy.csv", "pairwise.csv",
+                                              "clusters.json",  "domains.csv", "correlation.csv"};
+    auto write_p = [&](const std::string & name, std::string text) {
+        if (!st.topk_only) files.add(out + "/" + name, std::move(text));
+    };
+    write_p("divergence.csv", div_csv.str());
 
     // ---- middle layers: the automatic rule on the mean non-pivot curve, or --middle
     std::vector<std::optional<double>> curve_in;
@@ -139,7 +161,7 @@ AnalyzeReport write_analysis(const AnalyzeState & st) {
             con_csv.end_row();
         }
     }
-    files.add(out + "/entropy.csv", ent_csv.str());
+    write_p("entropy.csv", ent_csv.str());
     files.add(out + "/consistency.csv", con_csv.str());
 
     // ---- language × language divergence and clustering (Chen et al.: routing follows families)
@@ -151,6 +173,7 @@ AnalyzeReport write_analysis(const AnalyzeState & st) {
     Csv pw_csv({"model", "layer", "lang_a", "lang_b", "div", "n_pairs", "n_undefined"});
     json clusters = {{"model", model}, {"layers", json::array()}};
     std::vector<double> mid_dist((size_t)np * np, 0.0);
+    std::vector<uint8_t> mid_filled((size_t)np * np, 0);
     for (int l = 0; l < n_moe; ++l) {
         DivergenceMatrix dm;
         dm.n = np;
@@ -169,16 +192,24 @@ AnalyzeReport write_analysis(const AnalyzeState & st) {
                 dm.n_defined[k] = c.n_defined;
                 dm.n_undefined[k] = c.n_undefined;
             }
+        // cells are defined wherever the two languages share a parallel group (in any traces); the rest
+        // (no common group, or every pair below the normaliser floor) take the largest defined distance
         const auto dist = dm.distances_filled();
+        std::vector<uint8_t> filled((size_t)np * np, 0);
+        for (int a = 0; a < np; ++a)
+            for (int b = 0; b < np; ++b) filled[(size_t)a * np + b] = !dm.defined(a, b);
         if (std::find(mid.begin(), mid.end(), l) != mid.end())
-            for (size_t k = 0; k < dist.size(); ++k) mid_dist[k] += dist[k] / (double)mid.size();
-        json c = clustering_json(dist, pl_names);
+            for (size_t k = 0; k < dist.size(); ++k) {
+                mid_dist[k] += dist[k] / (double)mid.size();
+                mid_filled[k] = mid_filled[k] || filled[k];
+            }
+        json c = clustering_json(dist, pl_names, filled);
         c["layer"] = ts.moe_layers[(size_t)l];
         clusters["layers"].push_back(std::move(c));
     }
-    clusters["middle"] = mid.empty() ? json(nullptr) : clustering_json(mid_dist, pl_names);
-    files.add(out + "/pairwise.csv", pw_csv.str());
-    files.add(out + "/clusters.json", clusters.dump(1) + "\n");
+    clusters["middle"] = mid.empty() ? json(nullptr) : clustering_json(mid_dist, pl_names, mid_filled);
+    write_p("pairwise.csv", pw_csv.str());
+    write_p("clusters.json", clusters.dump(1) + "\n");
 
     // ---- correlation of Div(lang, l) with per-language scores (first trace row of each language)
     json corr_summary = nullptr;
@@ -269,7 +300,7 @@ AnalyzeReport write_analysis(const AnalyzeState & st) {
     // ---- unpaired divergence between domains (corpus-mean q)
     Csv dom_csv({"model", "layer", "domain_a", "domain_b", "div"});
     int64_t n_undefined_domains = 0;
-    for (int l = 0; l < n_moe; ++l)
+    for (int l = 0; l < n_moe && !st.topk_only; ++l)
         for (size_t a = 0; a < st.domains.size(); ++a)
             for (size_t b = a + 1; b < st.domains.size(); ++b) {
                 const auto qa = st.by_domain[a][(size_t)l].mean_importance();
@@ -284,7 +315,7 @@ AnalyzeReport write_analysis(const AnalyzeState & st) {
                 dom_csv.field(d);
                 dom_csv.end_row();
             }
-    files.add(out + "/domains.csv", dom_csv.str());
+    write_p("domains.csv", dom_csv.str());
 
     // ---- summary.json: headline numbers over the middle layers (all layers when there is no range)
     json js;
@@ -306,6 +337,9 @@ AnalyzeReport write_analysis(const AnalyzeState & st) {
     js["seed"] = opt.seed;
     js["n_sequences"] = st.n_sequences;
     js["n_tokens"] = st.n_tokens;
+    js["n_duplicate_sequences"] = st.n_duplicates;
+    js["store"] = st.topk_only ? "topk" : "full";
+    if (st.topk_only) js["not_computed"] = needs_p;  // need the full p_t (trace --store full)
     if (mid.empty()) {
         js["middle_layers"] = nullptr;
     } else {
@@ -346,7 +380,11 @@ AnalyzeReport write_analysis(const AnalyzeState & st) {
     js["n_undefined_domain_pairs"] = n_undefined_domains;
     if (!opt.scores.empty()) js["correlation"] = corr_summary;
     files.add(out + "/summary.json", js.dump(1) + "\n");
-    files.commit({out + "/correlation.csv"});  // a correlation.csv of an earlier --scores run is not ours
+    // a correlation.csv of an earlier --scores run is not ours, nor p tables with a topk trace
+    std::vector<std::string> stale = {out + "/correlation.csv"};
+    if (st.topk_only)
+        for (const auto & f : needs_p) stale.push_back(out + "/" + f);
+    files.commit(stale);
     return rep;
 }
 

@@ -92,8 +92,15 @@ namespace analysis {
 TraceSet load_trace_set(const std::vector<std::string> & dirs) {
     if (dirs.empty()) throw Error("no trace directory given");
     TraceSet ts;
+    std::vector<fs::path> seen;  // canonical paths: the same trace given twice would count everything twice
     for (const auto & d : dirs) {
         if (!fs::is_directory(d)) throw Error("trace directory not found: " + d);
+        const fs::path canon = fs::weakly_canonical(d);
+        for (size_t i = 0; i < seen.size(); ++i)
+            if (seen[i] == canon)
+                throw Error(d + ": the same trace is given twice (as " + dirs[i] +
+                            " too; give each trace once)");
+        seen.push_back(canon);
         ts.dirs.push_back(d);
         ts.manifests.push_back(read_manifest(d));
         const auto & m = ts.manifests.back();
@@ -165,6 +172,40 @@ void for_each_shard(const std::string & dir, const TraceManifest & m, int n_thre
             if (next.valid()) next.wait();  // do not leave the reader running past the caller's state
             throw;
         }
+    }
+}
+
+void for_each_raw_shard(const std::string & dir, const TraceManifest & m, int n_threads, bool with_probs,
+                        const std::function<void(int64_t, const RawShard &)> & fn) {
+    // Two buffers take turns (the shard being analysed, the one being read), so that after the first two
+    // shards reading allocates nothing and touches no fresh page.
+    const auto shards = list_shards(dir);
+    RawShard spare;
+    if (n_threads == 1) {
+        for (const int64_t k : shards) {
+            RawShard cur = read_shard_raw(dir, m, k, with_probs, &spare);
+            fn(k, cur);
+            spare = std::move(cur);
+        }
+        return;
+    }
+    std::future<RawShard> next;
+    auto read_ahead = [&](int64_t k, RawShard buf) {
+        next = std::async(std::launch::async, [&dir, &m, k, with_probs, b = std::move(buf)]() mutable {
+            return read_shard_raw(dir, m, k, with_probs, &b);
+        });
+    };
+    if (!shards.empty()) read_ahead(shards[0], RawShard{});
+    for (size_t i = 0; i < shards.size(); ++i) {
+        RawShard cur = next.get();  // rethrows a read error
+        if (i + 1 < shards.size()) read_ahead(shards[i + 1], std::move(spare));
+        try {
+            fn(shards[i], cur);
+        } catch (...) {
+            if (next.valid()) next.wait();  // do not leave the reader running past the caller's state
+            throw;
+        }
+        spare = std::move(cur);
     }
 }
 

@@ -67,7 +67,8 @@ ExpertsReport run_experts(const ExpertsOptions & opt) {
 
     for (size_t ti = 0; ti < ts.dirs.size(); ++ti) {
         const auto & m = ts.manifests[ti];
-        analysis::for_each_shard(ts.dirs[ti], m, opt.n_threads, [&](int64_t, const TraceShard & s) {
+        // only the sequence tensors and topk are read: Δ needs no probabilities
+        analysis::for_each_raw_shard(ts.dirs[ti], m, opt.n_threads, false, [&](int64_t, const RawShard & s) {
             // which groups each sequence belongs to
             std::vector<std::vector<int>> member(s.seqs.size());
             for (size_t i = 0; i < s.seqs.size(); ++i) {
@@ -88,11 +89,14 @@ ExpertsReport run_experts(const ExpertsOptions & opt) {
                     const auto & q = s.seqs[(size_t)i];
                     std::vector<std::vector<double>> f;
                     if (member[(size_t)i].empty() || q.n_tok == 0) return f;
-                    for (const int sl : slots) {
-                        const auto k =
-                            TopkRows::layer_slice(s.topk, q.tok_begin, q.n_tok, ts.n_moe, sl, ts.top_k);
+                    std::vector<int64_t> counts(n_sl * (size_t)n_expert);
+                    activation_counts_raw(s.topk, q.tok_begin, q.n_tok, ts.n_moe, ts.top_k, n_expert, slots,
+                                          counts);
+                    for (size_t l = 0; l < n_sl; ++l) {  // a_i / L_i (activation_frequency)
                         f.emplace_back((size_t)n_expert);
-                        activation_frequency(k, n_expert, f.back());
+                        for (int e = 0; e < n_expert; ++e)
+                            f.back()[(size_t)e] =
+                                (double)counts[l * (size_t)n_expert + (size_t)e] / (double)q.n_tok;
                     }
                     return f;
                 });

@@ -29,7 +29,9 @@ void add_analyze(CLI::App & app) {
     cmd->footer(
         "Writes divergence.csv, entropy.csv, consistency.csv, pairwise.csv, isolation.csv, "
         "experts_rise.csv,\n"
-        "domains.csv, clusters.json, summary.json (and correlation.csv with --scores); see analysis.h.");
+        "domains.csv, clusters.json, summary.json (and correlation.csv with --scores); see analysis.h.\n"
+        "A trace recorded with --store topk gives consistency.csv, isolation.csv, experts_rise.csv and "
+        "summary.json only.");
     cmd->callback([opt, middle] {
         if (!middle->empty()) opt->middle = parse_layer_range(*middle);
         const auto r = run_analyze(*opt);
@@ -40,6 +42,12 @@ void add_analyze(CLI::App & app) {
                 ? std::string("none")
                 : fmt::format("{}:{}{}", r.middle_first, r.middle_last, r.middle_auto ? " (auto)" : ""),
             opt->out_dir);
+        if (r.topk_only)
+            fmt::print(
+                "analyze: a trace was recorded with --store topk (no full p_t): wrote consistency, "
+                "isolation, "
+                "experts_rise and summary only; divergence, entropy, pairwise, clusters and domains need "
+                "--store full\n");
     });
 }
 

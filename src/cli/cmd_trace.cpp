@@ -25,6 +25,10 @@ void add_trace(CLI::App & app) {
     cmd->add_option("--shard-seqs", job->seqs_per_shard, "sequences per shard file")->capture_default_str();
     cmd->add_option("--dtype", job->probs_dtype, "storage type of p: f16 | f32")->capture_default_str();
     cmd->add_flag("--logits", job->logits, "also store the raw pre-gating logits (f32)");
+    cmd->add_option("--store", job->store,
+                    "full: p over all experts; topk: only the selected ids and their p (~E/K times smaller; "
+                    "enough for experts and analyze's consistency/isolation, not for divergence or entropy)")
+        ->capture_default_str();
     cmd->add_option("--steer", job->steer, "steering spec (JSON): record routing under steering");
     cmd->add_option("--threads,-t", job->n_threads, "CPU threads (0: all cores)")
         ->check(CLI::NonNegativeNumber)

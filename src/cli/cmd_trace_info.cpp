@@ -27,7 +27,8 @@ void add_trace_info(CLI::App & app) {
             n_tok += s.n_tok();
         }
         const int L = (int)m.moe_layers.size();
-        const double bytes_tok_layer = (m.probs_dtype == "f16" ? 2.0 : 4.0) * m.n_expert + 2.0 * m.top_k +
+        const int p_width = m.store == "topk" ? m.top_k : m.n_expert;  // topk_probs instead of probs
+        const double bytes_tok_layer = (m.probs_dtype == "f16" ? 2.0 : 4.0) * p_width + 2.0 * m.top_k +
                                        (m.has_logits ? 4.0 * m.n_expert : 0.0);
         fmt::print("trace      {}\n", *dir);
         fmt::print("model      {} ({}{}), sha256 {}\n", m.model_path, m.arch,
@@ -40,9 +41,9 @@ void add_trace_info(CLI::App & app) {
                    m.seqs_per_shard,
                    (int64_t)shards.size() < trace_n_shards(m) ? "  [incomplete: --resume]" : "");
         fmt::print("recorded   {} of {} sequences, {} tokens\n", n_seq, m.n_sequences, n_tok);
-        fmt::print("storage    p {} [T,{},{}], topk i16 [T,{},{}]{} = {:.0f} bytes/token/layer\n",
-                   m.probs_dtype, L, m.n_expert, L, m.top_k, m.has_logits ? ", logits f32" : "",
-                   bytes_tok_layer);
+        fmt::print("storage    {} {} [T,{},{}], topk i16 [T,{},{}]{} = {:.0f} bytes/token/layer\n",
+                   m.store == "topk" ? "topk_probs" : "p", m.probs_dtype, L, p_width, L, m.top_k,
+                   m.has_logits ? ", logits f32" : "", bytes_tok_layer);
         fmt::print("options    {}\n", m.options.dump());
     });
 }

@@ -179,6 +179,11 @@ std::optional<double> hjs_divergence(std::span<const float> a, std::span<const f
     return hjs_t(a, b, entropy_t(a), entropy_t(b), floor_rel);
 }
 
+std::optional<double> hjs_divergence_given_entropies(std::span<const double> a, std::span<const double> b,
+                                                     double h_a, double h_b, double floor_rel) {
+    return hjs_t(a, b, h_a, h_b, floor_rel);
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Divergence from a pivot (Eq. 2)
 

@@ -219,14 +219,17 @@ void LayerAccumulator::add(const SequenceLayerStats & s) {
         ++n_empty;
         return;
     }
-    RS_ASSERT(s.importance.size() == (size_t)n_expert && s.act_count.size() == (size_t)n_expert);
-    entropy.add(s.entropy_sum, s.n_tok);
+    // no importance: a summary of top-k ids only (--store topk trace, RawProbs): no entropy, no q
+    const bool has_p = !s.importance.empty();
+    RS_ASSERT((!has_p || s.importance.size() == (size_t)n_expert) && s.act_count.size() == (size_t)n_expert);
+    if (has_p) entropy.add(s.entropy_sum, s.n_tok);
     tokens.add(s.act_count, s.n_tok);
     // a_i / L_i (§5.2)
     std::vector<double> freq((size_t)n_expert);
     for (size_t e = 0; e < freq.size(); ++e) freq[e] = (double)s.act_count[e] / (double)s.n_tok;
     activation.add(freq);
-    for (size_t e = 0; e < importance_sum.size(); ++e) importance_sum[e] += s.importance[e];
+    if (has_p)
+        for (size_t e = 0; e < importance_sum.size(); ++e) importance_sum[e] += s.importance[e];
 }
 
 void LayerAccumulator::merge(const LayerAccumulator & o) {

@@ -61,10 +61,11 @@ std::optional<ConfidenceInterval> bootstrap_mean_ci(std::span<const double> valu
     if (n == 0) return std::nullopt;
     if (n == 1) return ConfidenceInterval{values[0], values[0]};
     std::vector<double> means((size_t)opt.n_resamples);
+    const UniformBelow below(n);  // uniform_below(rng, n), without divisions
     for (int r = 0; r < opt.n_resamples; ++r) {
         SplitMix64 rng(derive_seed(opt.seed, (uint64_t)r, 0));
         double sum = 0.0;
-        for (size_t k = 0; k < n; ++k) sum += values[(size_t)uniform_below(rng, n)];
+        for (size_t k = 0; k < n; ++k) sum += values[(size_t)below(rng)];
         means[(size_t)r] = sum / (double)n;
     }
     std::sort(means.begin(), means.end());

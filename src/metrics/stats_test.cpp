@@ -42,6 +42,22 @@ TEST(UniformBelow, InRangeAndRoughlyUniform) {
     for (const int h : hist) EXPECT_NEAR(h, 10000, 550);
 }
 
+// The division-free draw equals uniform_below draw for draw, and its remainder equals r % n, for small,
+// power-of-two, 2^32-adjacent and near-2^64 bounds.
+TEST(UniformBelow, DivisionFreeEqualsUniformBelow) {
+    rs::SplitMix64 pick(99);
+    for (const uint64_t n : {1ull, 2ull, 3ull, 7ull, 37ull, 64ull, 1000ull, 1025ull, (1ull << 32) - 1,
+                             1ull << 32, (1ull << 32) + 1, 0x9e3779b97f4a7c15ull, (1ull << 63) + 3, ~0ull}) {
+        const rs::UniformBelow below(n);
+        rs::SplitMix64 a(n), b(n);
+        for (int i = 0; i < 2000; ++i) ASSERT_EQ(below(a), rs::uniform_below(b, n)) << n;
+        for (int i = 0; i < 2000; ++i) {
+            const uint64_t r = i < 3 ? (uint64_t)(0 - i) : pick.next();  // also 0, 2^64-1, 2^64-2
+            ASSERT_EQ(below.mod(r), r % n) << r << " mod " << n;
+        }
+    }
+}
+
 TEST(Quantile, LinearInterpolation) {
     const std::vector<double> v{1.0, 2.0, 3.0, 4.0};
     // pos = q·(n−1): q = 0.25 → 0.75 → 1 + 0.75·(2 − 1) = 1.75

@@ -31,6 +31,8 @@ TraceSummary run_trace(const TraceJob & job) {
     const auto t0 = std::chrono::steady_clock::now();
     if (job.probs_dtype != "f16" && job.probs_dtype != "f32")
         throw Error(fmt::format("--dtype must be f16 or f32, not '{}'", job.probs_dtype));
+    if (job.store != "full" && job.store != "topk")
+        throw Error(fmt::format("--store must be full or topk, not '{}'", job.store));
     if (job.seqs_per_shard < 1) throw Error("--shard-seqs must be at least 1");
     if (job.max_tokens < 1) throw Error("--max-tokens must be at least 1");
 
@@ -84,6 +86,7 @@ TraceSummary run_trace(const TraceJob & job) {
     m.seqs_per_shard = job.seqs_per_shard;
     m.probs_dtype = job.probs_dtype;
     m.has_logits = job.logits;
+    m.store = job.store;  // write_shard keeps only the selected experts' p with "topk"
     // The packing is part of the run's identity: llama.cpp's kernels round differently with the batch
     // shape (README, "Batch packing"), so a resume must not mix packings. Threads and placement are
     // not (they do not change CPU results; GPU offload is recorded for the reader).

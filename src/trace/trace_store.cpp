@@ -49,6 +49,7 @@ nlohmann::json manifest_to_json(const TraceManifest & m) {
         for (const auto & [k, h] : m.shard_sha256) sh[std::to_string(k)] = h;
         j["store"]["shard_sha256"] = sh;
     }
+    if (m.store != "full") j["store"]["content"] = m.store;  // absent: full (traces before --store)
     return j;
 }
 
@@ -158,6 +159,10 @@ TraceManifest manifest_from_json(const nlohmann::json & j) {
     if (!field(st, "store", "has_logits").is_boolean())
         throw Error("\"store.has_logits\" must be true or false");
     m.has_logits = st["has_logits"].get<bool>();
+    m.store = str_field(st, "store", "content", false);  // absent: full (traces before --store)
+    if (m.store.empty()) m.store = "full";
+    if (m.store != "full" && m.store != "topk")
+        throw Error(fmt::format("\"store.content\" is '{}', not full or topk", m.store));
     if (st.contains("shard_sha256")) {
         const auto & sh = st["shard_sha256"];
         if (!sh.is_object()) throw Error("\"store.shard_sha256\" must be an object {shard: digest}");
@@ -196,7 +201,10 @@ std::string write_shard(const std::string & dir, int64_t shard, const TraceManif
                         const TraceShard & s) {
     const auto S = (int64_t)s.seqs.size(), T = s.n_tok();
     const int64_t L = s.n_moe, E = s.n_expert, K = s.top_k;
-    RS_ASSERT((int64_t)s.probs.size() == T * L * E && (int64_t)s.topk.size() == T * L * K);
+    const bool topk_store = m.store == "topk";
+    RS_ASSERT((int64_t)s.topk.size() == T * L * K);
+    RS_ASSERT((int64_t)s.probs.size() == T * L * E ||
+              (topk_store && (int64_t)s.topk_probs.size() == T * L * K));
     std::vector<int64_t> index(S), group(S), offset(S + 1);
     std::vector<int32_t> lang(S), domain(S);
     nlohmann::json ids = nlohmann::json::array();
@@ -210,11 +218,24 @@ std::string write_shard(const std::string & dir, int64_t shard, const TraceManif
     offset[S] = T;
 
     std::vector<uint16_t> probs16;
-    StTensorView probs{"probs", "F32", {T, L, E}, s.probs.data(), s.probs.size() * 4};
+    std::vector<float> kept;  // store topk: p_t of the selected experts, [T, L, K]
+    if (topk_store && s.topk_probs.empty()) {
+        kept.resize(s.topk.size());
+        for (size_t r = 0; r < (size_t)(T * L); ++r)
+            for (size_t j = 0; j < (size_t)K; ++j) {
+                const int id = s.topk[r * (size_t)K + j];
+                RS_ASSERT(id >= 0 && id < E);
+                kept[r * (size_t)K + j] = s.probs[r * (size_t)E + (size_t)id];
+            }
+    }
+    const std::vector<float> & pv = !topk_store ? s.probs : s.topk_probs.empty() ? kept : s.topk_probs;
+    const char * pname = topk_store ? "topk_probs" : "probs";
+    const int64_t pw = topk_store ? K : E;
+    StTensorView probs{pname, "F32", {T, L, pw}, pv.data(), pv.size() * 4};
     if (m.probs_dtype == "f16") {
-        probs16.resize(s.probs.size());
-        std::transform(s.probs.begin(), s.probs.end(), probs16.begin(), f32_to_f16);
-        probs = {"probs", "F16", {T, L, E}, probs16.data(), probs16.size() * 2};
+        probs16.resize(pv.size());
+        std::transform(pv.begin(), pv.end(), probs16.begin(), f32_to_f16);
+        probs = {pname, "F16", {T, L, pw}, probs16.data(), probs16.size() * 2};
     }
     std::vector<StTensorView> t = {
         {"seq_index", "I64", {S}, index.data(), index.size() * 8},
@@ -398,23 +419,27 @@ TraceShard parse_shard(const std::string & path, std::vector<uint8_t> bytes, con
     for (const int16_t id : s.topk)
         if (id < 0 || id >= E) throw bad(fmt::format("expert id {} outside [0, {})", id, E));
     const std::string pd = m.probs_dtype == "f16" ? "F16" : "F32";
-    const auto pv = f.get("probs", pd);
-    if (pv.shape != std::vector<int64_t>{T, L, E})
-        throw bad(fmt::format("tensor 'probs' has shape [{}], expected [{},{},{}]", fmt::join(pv.shape, ","),
-                              T, L, E));
-    s.probs.resize((size_t)(T * L * E));
+    const bool topk_store = m.store == "topk";  // topk_probs [T, L, K] instead of probs
+    const char * pname = topk_store ? "topk_probs" : "probs";
+    const int64_t pw = topk_store ? K : E;
+    const auto pv = f.get(pname, pd);
+    if (pv.shape != std::vector<int64_t>{T, L, pw})
+        throw bad(fmt::format("tensor '{}' has shape [{}], expected [{},{},{}]", pname, fmt::join(pv.shape, ","),
+                              T, L, pw));
+    auto & pout = topk_store ? s.topk_probs : s.probs;
+    pout.resize((size_t)(T * L * pw));
     if (pd == "F16") {
         // data_offsets need not be 2-byte aligned in a foreign file: copy each half (UBSan, rs_fuzz)
         const auto * h = static_cast<const uint8_t *>(pv.data);
-        for (size_t i = 0; i < s.probs.size(); ++i) {
+        for (size_t i = 0; i < pout.size(); ++i) {
             uint16_t v;
             std::memcpy(&v, h + 2 * i, 2);
-            s.probs[i] = f16_to_f32(v);
+            pout[i] = f16_to_f32(v);
         }
     } else if (pv.nbytes) {
-        std::memcpy(s.probs.data(), pv.data, pv.nbytes);
+        std::memcpy(pout.data(), pv.data, pv.nbytes);
     }
-    for (const float p : s.probs)  // the negated test also catches NaN
+    for (const float p : topk_store ? s.topk_probs : s.probs)  // the negated test also catches NaN
         if (!(p >= 0.0f && p <= 1.0f + 1e-3f))
             throw bad(fmt::format("probability {} is not finite in [0, 1]", p));
     if (m.has_logits) {

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 
@@ -93,6 +94,21 @@ RawShard read_shard_raw(const std::string & dir, const TraceManifest & m, int64_
     const auto * lang = reinterpret_cast<const int32_t *>(ptr(2));
     const auto * domain = reinterpret_cast<const int32_t *>(ptr(3));
     const auto * offset = reinterpret_cast<const int64_t *>(ptr(4));
+    // The same checks as parse_shard (trace_store.cpp), so that analysis can trust a RawShard: sequence
+    // count and corpus positions agree with the manifest, offsets start at 0 and never decrease, languages,
+    // domains and groups are in range, expert ids < E, probabilities finite in [0, 1].
+    auto bad = [&](const std::string & what) {
+        return Error(
+            fmt::format("{}: {} (corrupt shard; re-record it with `routescope trace --resume`)", path, what));
+    };
+    if (shard < 0 || shard >= trace_n_shards(m))
+        throw bad(fmt::format("shard {} is beyond the {} shards manifest.json describes", shard,
+                              trace_n_shards(m)));
+    const int64_t want_seqs = std::min<int64_t>(m.seqs_per_shard, m.n_sequences - shard * m.seqs_per_shard);
+    if (n_seq != want_seqs) throw bad(fmt::format("{} sequences, manifest.json says {}", n_seq, want_seqs));
+    if (offset[0] != 0) throw bad("seq_offset does not start at 0");
+    for (int64_t i = 0; i < n_seq; ++i)  // before any difference is taken (INT64_MIN − x overflows)
+        if (offset[i + 1] < offset[i]) throw bad(fmt::format("seq_offset decreases at {}", i + 1));
     s.n_tok = offset[n_seq];
     if (want[5].shape != std::vector<int64_t>{s.n_tok, s.n_moe, s.top_k} ||
         (with_probs && want[6].shape != std::vector<int64_t>{s.n_tok, s.n_moe, s.n_expert}))
@@ -102,17 +118,33 @@ RawShard read_shard_raw(const std::string & dir, const TraceManifest & m, int64_
         TraceSeq q;
         q.index = index[i], q.group = group[i], q.lang = lang[i], q.domain = domain[i];
         q.tok_begin = offset[i], q.n_tok = offset[i + 1] - offset[i];
-        if (q.lang < 0 || q.lang >= (int32_t)m.langs.size() || q.n_tok < 0 || q.tok_begin < 0 ||
-            q.tok_begin + q.n_tok > s.n_tok)
-            throw Error(fmt::format("{}: sequence {} has an invalid language or token range", path, i));
+        if (q.index != shard * m.seqs_per_shard + i)
+            throw bad(fmt::format("sequence {} has corpus position {}, expected {}", i, q.index,
+                                  shard * m.seqs_per_shard + i));
+        if (q.lang < 0 || q.lang >= (int32_t)m.langs.size() || q.domain < 0 ||
+            q.domain >= (int32_t)m.domains.size() || q.group < -1)
+            throw bad(fmt::format("sequence {} has a language, domain or group outside manifest.json", i));
         s.seqs.push_back(q);
     }
     s.topk = reinterpret_cast<const int16_t *>(ptr(5));
+    const int64_t n_ids = s.n_tok * s.n_moe * s.top_k;
+    int16_t id_lo = 0, id_hi = 0;
+    for (int64_t i = 0; i < n_ids; ++i)
+        id_lo = std::min(id_lo, s.topk[i]), id_hi = std::max(id_hi, s.topk[i]);
+    if (id_lo < 0 || id_hi >= s.n_expert) throw bad(fmt::format("expert id outside [0, {})", s.n_expert));
     if (with_probs) {
-        if (m.probs_dtype == "f16")
+        const int64_t n_p = s.n_tok * s.n_moe * s.n_expert;
+        bool ok = true;
+        if (m.probs_dtype == "f16") {
             s.probs_f16 = reinterpret_cast<const uint16_t *>(ptr(6));
-        else
+            // f16 bits: valid iff in [+0, 1.001] (0x0000..0x3C01) or −0 (0x8000); NaN, ±inf and negatives
+            // fail
+            for (int64_t i = 0; i < n_p; ++i) ok &= s.probs_f16[i] <= 0x3C01 || s.probs_f16[i] == 0x8000;
+        } else {
             s.probs_f32 = reinterpret_cast<const float *>(ptr(6));
+            for (int64_t i = 0; i < n_p; ++i) ok &= s.probs_f32[i] >= 0.0f && s.probs_f32[i] <= 1.0f + 1e-3f;
+        }
+        if (!ok) throw bad("a probability is not finite in [0, 1]");
     }
     return s;
 }

@@ -195,22 +195,27 @@ void collect_topk(RouterTap & tap, ggml_tensor * t, int il, int slot) {
     if (!whole_batch_node(tap, t, il, tap.col_topk[slot])) return;
     const int64_t n_col = t->ne[1];
     const bool host = ggml_backend_buffer_is_host(t->buffer);
-    int32_t ids[512];
-    RS_ASSERT(tap.top_k <= 512);
+    // rows are strided (nb[1] = E·4, a view of the argsort): off the host, the span they cover is copied
+    // in one ggml_backend_tensor_get (one round trip per node, not one per token) and, where experts
+    // are forced, written back in one ggml_backend_tensor_set
+    const size_t span = n_col > 0 ? (size_t)(n_col - 1) * t->nb[1] + sizeof(int32_t) * tap.top_k : 0;
+    char * rows = static_cast<char *>(t->data);
+    if (!host) {
+        tap.scratch.resize((span + sizeof(float) - 1) / sizeof(float));
+        rows = reinterpret_cast<char *>(tap.scratch.data());
+        if (span) ggml_backend_tensor_get(t, rows, 0, span);
+    }
     const std::vector<int> forced = tap.steer ? tap.steer->forced_experts(il) : std::vector<int>{};
-    for (int64_t j = 0; j < n_col; ++j) {  // rows are strided: nb[1] = E·4 (a view of the argsort)
-        int32_t * row = ids;
-        if (host) {
-            row = reinterpret_cast<int32_t *>(static_cast<char *>(t->data) + j * t->nb[1]);
-        } else {
-            ggml_backend_tensor_get(t, ids, j * t->nb[1], sizeof(int32_t) * tap.top_k);
-        }
-        if (!forced.empty() && force_into_selection(row, tap.top_k, forced) && !host)
-            ggml_backend_tensor_set(t, ids, j * t->nb[1], sizeof(int32_t) * tap.top_k);
+    bool changed = false;
+    for (int64_t j = 0; j < n_col; ++j) {
+        auto * row = reinterpret_cast<int32_t *>(rows + j * t->nb[1]);
+        if (!forced.empty()) changed |= force_into_selection(row, tap.top_k, forced);
         if (!tap.recording) continue;
         int16_t * dst = &tap.topk[(j * tap.n_moe + slot) * tap.top_k];
         for (int k = 0; k < tap.top_k; ++k) dst[k] = (int16_t)row[k];
     }
+    // the span includes the argsort's other columns between rows: written back unchanged
+    if (changed && !host) ggml_backend_tensor_set(t, rows, 0, span);
     tap.col_topk[slot] += n_col;
 }
 

@@ -374,7 +374,7 @@ TEST_P(GenericArch, GeneratesLoadsAndDecodes) {
     EXPECT_EQ(meta(model.get(), arch + ".expert_used_count"), "2");
     EXPECT_EQ(llama_model_n_layer(model.get()), 4);
     // ernie4_5 and paddleocr are in upstream's moe_mandatory() list, but v0.5.0 builds MoE layers
-    // only for ernie4_5-moe: their files are dense despite the expert keys (docs-survey).
+    // only for ernie4_5-moe: their files are dense despite the expert keys (docs/architectures/survey.md).
     const bool dense_graph = arch == "ernie4_5" || arch == "paddleocr";
     EXPECT_EQ(count_routers(path) == 0, dense_graph) << count_routers(path) << " router tensors";
     EXPECT_TRUE(decodes(path, "The experts route tokens of the world."));

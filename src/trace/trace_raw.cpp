@@ -13,6 +13,7 @@
 #include "routescope/common.h"
 #include "routescope/trace.h"
 #include "safetensors.h"
+#include "shard_check.h"
 
 namespace rs {
 
@@ -97,35 +98,15 @@ RawShard read_shard_raw(const std::string & dir, const TraceManifest & m, int64_
     // The same checks as parse_shard (trace_store.cpp), so that analysis can trust a RawShard: sequence
     // count and corpus positions agree with the manifest, offsets start at 0 and never decrease, languages,
     // domains and groups are in range, expert ids < E, probabilities finite in [0, 1].
-    auto bad = [&](const std::string & what) {
-        return Error(
-            fmt::format("{}: {} (corrupt shard; re-record it with `routescope trace --resume`)", path, what));
-    };
-    if (shard < 0 || shard >= trace_n_shards(m))
-        throw bad(fmt::format("shard {} is beyond the {} shards manifest.json describes", shard,
-                              trace_n_shards(m)));
-    const int64_t want_seqs = std::min<int64_t>(m.seqs_per_shard, m.n_sequences - shard * m.seqs_per_shard);
+    auto bad = [&](const std::string & what) { return corrupt_shard(path, what); };
+    const int64_t want_seqs = shard_n_sequences(path, m, shard);
     if (n_seq != want_seqs) throw bad(fmt::format("{} sequences, manifest.json says {}", n_seq, want_seqs));
-    if (offset[0] != 0) throw bad("seq_offset does not start at 0");
-    for (int64_t i = 0; i < n_seq; ++i)  // before any difference is taken (INT64_MIN − x overflows)
-        if (offset[i + 1] < offset[i]) throw bad(fmt::format("seq_offset decreases at {}", i + 1));
+    s.seqs = checked_sequences(path, m, shard, n_seq, index, group, lang, domain, offset);
     s.n_tok = offset[n_seq];
     if (want[5].shape != std::vector<int64_t>{s.n_tok, s.n_moe, s.top_k} ||
         (with_probs && want[6].shape != std::vector<int64_t>{s.n_tok, s.n_moe, s.n_expert}))
         throw Error(fmt::format("{}: shapes do not match manifest.json (n_moe {}, E {}, k {})", path, s.n_moe,
                                 s.n_expert, s.top_k));
-    for (int64_t i = 0; i < n_seq; ++i) {
-        TraceSeq q;
-        q.index = index[i], q.group = group[i], q.lang = lang[i], q.domain = domain[i];
-        q.tok_begin = offset[i], q.n_tok = offset[i + 1] - offset[i];
-        if (q.index != shard * m.seqs_per_shard + i)
-            throw bad(fmt::format("sequence {} has corpus position {}, expected {}", i, q.index,
-                                  shard * m.seqs_per_shard + i));
-        if (q.lang < 0 || q.lang >= (int32_t)m.langs.size() || q.domain < 0 ||
-            q.domain >= (int32_t)m.domains.size() || q.group < -1)
-            throw bad(fmt::format("sequence {} has a language, domain or group outside manifest.json", i));
-        s.seqs.push_back(q);
-    }
     s.topk = reinterpret_cast<const int16_t *>(ptr(5));
     const int64_t n_ids = s.n_tok * s.n_moe * s.top_k;
     int16_t id_lo = 0, id_hi = 0;

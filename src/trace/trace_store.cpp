@@ -13,6 +13,7 @@
 #include "routescope/file_io.h"
 #include "routescope/trace.h"
 #include "safetensors.h"
+#include "shard_check.h"
 
 namespace fs = std::filesystem;
 
@@ -138,7 +139,8 @@ TraceManifest manifest_from_json(const nlohmann::json & j) {
         for (const auto & v : hl) {
             if (!v.is_number_integer() ||
                 std::find(m.moe_layers.begin(), m.moe_layers.end(), v.get<int64_t>()) == m.moe_layers.end())
-                throw Error(fmt::format("\"model.hash_layers\" holds {}, not one of model.moe_layers", v.dump()));
+                throw Error(
+                    fmt::format("\"model.hash_layers\" holds {}, not one of model.moe_layers", v.dump()));
             m.hash_layers.push_back((int)v.get<int64_t>());
         }
     }
@@ -378,6 +380,44 @@ TraceShard read_shard(const std::string & dir, const TraceManifest & m, int64_t 
     return parse_shard(path, std::vector<uint8_t>(raw.begin(), raw.end()), m, shard);
 }
 
+Error corrupt_shard(const std::string & path, const std::string & what) {
+    return Error(
+        fmt::format("{}: {} (corrupt shard; re-record it with `routescope trace --resume`)", path, what));
+}
+
+int64_t shard_n_sequences(const std::string & path, const TraceManifest & m, int64_t shard) {
+    if (shard < 0 || shard >= trace_n_shards(m))
+        throw corrupt_shard(path, fmt::format("shard {} is beyond the {} shards manifest.json describes",
+                                              shard, trace_n_shards(m)));
+    return std::min<int64_t>(m.seqs_per_shard, m.n_sequences - shard * m.seqs_per_shard);
+}
+
+std::vector<TraceSeq> checked_sequences(const std::string & path, const TraceManifest & m, int64_t shard,
+                                        int64_t n_seq, const int64_t * index, const int64_t * group,
+                                        const int32_t * lang, const int32_t * domain,
+                                        const int64_t * offset) {
+    if (offset[0] != 0) throw corrupt_shard(path, "seq_offset does not start at 0");
+    for (int64_t i = 0; i < n_seq; ++i)  // before any difference is taken (INT64_MIN − x overflows)
+        if (offset[i + 1] < offset[i])
+            throw corrupt_shard(path, fmt::format("seq_offset decreases at {}", i + 1));
+    std::vector<TraceSeq> out;
+    out.reserve((size_t)n_seq);
+    for (int64_t i = 0; i < n_seq; ++i) {
+        TraceSeq q;
+        q.index = index[i], q.group = group[i], q.lang = lang[i], q.domain = domain[i];
+        q.tok_begin = offset[i], q.n_tok = offset[i + 1] - offset[i];
+        if (q.index != shard * m.seqs_per_shard + i)
+            throw corrupt_shard(path, fmt::format("sequence {} has corpus position {}, expected {}", i,
+                                                  q.index, shard * m.seqs_per_shard + i));
+        if (q.lang < 0 || q.lang >= (int32_t)m.langs.size() || q.domain < 0 ||
+            q.domain >= (int32_t)m.domains.size() || q.group < -1)
+            throw corrupt_shard(
+                path, fmt::format("sequence {} has a language, domain or group outside manifest.json", i));
+        out.push_back(std::move(q));
+    }
+    return out;
+}
+
 // Every value a consumer indexes with is checked here, so analysis code can trust a TraceShard:
 // sequence counts and corpus positions agree with the manifest, offsets start at 0 and never decrease,
 // languages/domains index the manifest's lists, expert ids are < E, probabilities are finite in [0, 1]
@@ -385,14 +425,8 @@ TraceShard read_shard(const std::string & dir, const TraceManifest & m, int64_t 
 TraceShard parse_shard(const std::string & path, std::vector<uint8_t> bytes, const TraceManifest & m,
                        int64_t shard) {
     const StFile f = st_parse(path, std::move(bytes));
-    auto bad = [&](const std::string & what) {
-        return Error(
-            fmt::format("{}: {} (corrupt shard; re-record it with `routescope trace --resume`)", path, what));
-    };
-    if (shard < 0 || shard >= trace_n_shards(m))
-        throw bad(fmt::format("shard {} is beyond the {} shards manifest.json describes", shard,
-                              trace_n_shards(m)));
-    const int64_t S = std::min<int64_t>(m.seqs_per_shard, m.n_sequences - shard * m.seqs_per_shard);
+    auto bad = [&](const std::string & what) { return corrupt_shard(path, what); };
+    const int64_t S = shard_n_sequences(path, m, shard);
     TraceShard s;
     s.n_moe = (int)m.moe_layers.size(), s.n_expert = m.n_expert, s.top_k = m.top_k;
     auto vec = [&](const char * name, const char * dtype, auto & out, const std::vector<int64_t> & shape) {
@@ -424,8 +458,8 @@ TraceShard parse_shard(const std::string & path, std::vector<uint8_t> bytes, con
     const int64_t pw = topk_store ? K : E;
     const auto pv = f.get(pname, pd);
     if (pv.shape != std::vector<int64_t>{T, L, pw})
-        throw bad(fmt::format("tensor '{}' has shape [{}], expected [{},{},{}]", pname, fmt::join(pv.shape, ","),
-                              T, L, pw));
+        throw bad(fmt::format("tensor '{}' has shape [{}], expected [{},{},{}]", pname,
+                              fmt::join(pv.shape, ","), T, L, pw));
     auto & pout = topk_store ? s.topk_probs : s.probs;
     pout.resize((size_t)(T * L * pw));
     if (pd == "F16") {
@@ -459,24 +493,11 @@ TraceShard parse_shard(const std::string & path, std::vector<uint8_t> bytes, con
         for (const auto & x : ids)
             if (!x.is_string()) throw bad("metadata seq_ids holds a non-string id");
     }
-    if (offset[0] != 0 || offset[(size_t)S] != T) throw bad("seq_offset does not span the tokens");
-    for (int64_t i = 0; i < S; ++i)  // before any difference is taken (INT64_MIN − x overflows)
-        if (offset[(size_t)i + 1] < offset[(size_t)i])
-            throw bad(fmt::format("seq_offset decreases at {}", i + 1));
-    for (int64_t i = 0; i < S; ++i) {
-        TraceSeq q;
-        q.index = index[i], q.group = group[i], q.lang = lang[i], q.domain = domain[i];
-        q.tok_begin = offset[i], q.n_tok = offset[i + 1] - offset[i];
-        q.id = i < (int64_t)ids.size() ? ids[i].get<std::string>() : "";
-        if (q.index != shard * m.seqs_per_shard + i)
-            throw bad(fmt::format("sequence {} has corpus position {}, expected {}", i, q.index,
-                                  shard * m.seqs_per_shard + i));
-        if (q.lang < 0 || q.lang >= (int32_t)m.langs.size() || q.domain < 0 ||
-            q.domain >= (int32_t)m.domains.size() || q.group < -1)
-            throw bad(fmt::format("sequence {} has a language, domain or group outside manifest.json", i));
-        if (q.n_tok < 0 || q.tok_begin < 0) throw bad(fmt::format("sequence {} has a negative length", i));
-        s.seqs.push_back(std::move(q));
-    }
+    if (offset[(size_t)S] != T) throw bad("seq_offset does not span the tokens");
+    s.seqs = checked_sequences(path, m, shard, S, index.data(), group.data(), lang.data(), domain.data(),
+                               offset.data());
+    for (int64_t i = 0; i < S && i < (int64_t)ids.size(); ++i)
+        s.seqs[(size_t)i].id = ids[i].get<std::string>();
     return s;
 }
 

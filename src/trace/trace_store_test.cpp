@@ -237,7 +237,8 @@ TEST(TraceHardening, NonFiniteOrNegativeProbabilitiesAndBadOffsets) {
         EXPECT_THROW(rs::read_shard(dir, m, 0), rs::Error);
         // found by rs_fuzz under UBSan: the length INT64_MIN − 2 overflowed before the check
         replace_tensor(dir, "seq_offset", std::vector<int64_t>{0, INT64_MIN, 3}, {3});
-        EXPECT_NE(error_of([&] { rs::read_shard(dir, m, 0); }).find("seq_offset decreases"), std::string::npos);
+        EXPECT_NE(error_of([&] { rs::read_shard(dir, m, 0); }).find("seq_offset decreases"),
+                  std::string::npos);
     }
     {
         const auto dir = written_trace("ids", m);

@@ -327,7 +327,13 @@ EvalReport run_eval(const EvalJob & job) {
         {"path", fs::absolute(job.model).string()}, {"sha256", model_sha256(job.model)}, {"arch", mi.arch}};
     json task_opts = json::object();  // what changes a task's prompts or scores
     if (eval_task_generates(task))
-        task_opts = {{"shots", job.n_shot}, {"max_new_tokens", job.max_new_tokens}};
+        // greedy generations depend on which prompts decode together (batch shape changes rounding), so
+        // the packing options are part of what a resumed run must share
+        task_opts = {{"shots", job.n_shot},
+                     {"max_new_tokens", job.max_new_tokens},
+                     {"batch", job.n_batch},
+                     {"ctx", job.n_ctx},
+                     {"batch_seqs", job.n_seq_max}};
     const json meta =
         check_eval_dir(job.out, model, steered ? plan.to_json() : json(), eval_task_name(task), task_opts);
 

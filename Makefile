@@ -39,6 +39,7 @@ deb: build
 bench: build
 	$(BUILD)/bench/bench_record_overhead
 	$(BUILD)/bench/bench_steer_overhead
+	$(BUILD)/bench/bench_rpc_overhead
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h')

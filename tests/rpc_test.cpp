@@ -21,6 +21,17 @@
 #include "routescope/steer.h"
 #include "test_util.h"
 
+// llama.cpp's RPC client keeps its server registry and buffer types in function-local statics for the
+// life of the process (ggml-rpc.cpp: ggml_backend_rpc_add_server, ggml_backend_rpc_buffer_type), which
+// LeakSanitizer reports at exit. They are not routescope's: suppressed by name, with full stacks (the
+// slow unwinder, since ggml is built without frame pointers) so that every block they own matches.
+extern "C" const char * __lsan_default_suppressions() {
+    return "leak:ggml_backend_rpc_add_server\nleak:ggml_backend_rpc_buffer_type\n";
+}
+extern "C" const char * __asan_default_options() {
+    return "fast_unwind_on_malloc=0";
+}
+
 namespace {
 
 using rs::test::tiny_model;

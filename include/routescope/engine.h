@@ -33,6 +33,9 @@ struct EngineParams {
     // llama.cpp RPC servers ("HOST:PORT", ggml's rpc-server) whose devices take the offloaded layers
     // (n_gpu_layers of them): a model spread over several machines, or non-host tensors in tests.
     std::vector<std::string> rpc_servers;
+    // The tap refuses architectures that tests/arch_conformance_test.cpp does not cover (make-model
+    // cannot generate them: gemma4, encoders, draft heads …) unless this is set.
+    bool allow_unverified_arch = false;
     bool tap = true;  // install the router tap (false: plain decoding, for benchmarks and parity)
 };
 

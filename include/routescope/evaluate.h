@@ -47,6 +47,7 @@ struct EvalJob {
     int n_seq_max = 32;
     int n_gpu_layers = 0;
     std::vector<std::string> rpc_servers;  // llama.cpp rpc-server endpoints (EngineParams::rpc_servers)
+    bool allow_unverified_arch = false;    // EngineParams::allow_unverified_arch
     bool progress = true;
     int64_t stop_after = -1;  // testing aid: stop (as if killed) after N newly finished items
 };

@@ -33,6 +33,10 @@ struct ModelInfo {
 // Reads metadata and tensor names. Throws rs::Error: missing file, not a GGUF, not a MoE model.
 ModelInfo inspect_model(const std::string & path);
 
+// Throws rs::Error unless tests/arch_conformance_test.cpp covers the model's architecture (every one
+// make_model_all_archs() writes): routing of other architectures cannot be vouched for.
+void check_verified_arch(const ModelInfo & mi);
+
 // What the stored routing distribution p (softmax over all E router logits, Bandarkar et al.'s
 // definition) means for a model with this gating label: its own gate, or only a proxy of it.
 std::string routing_p_meaning(const std::string & gating, bool hash_layers);

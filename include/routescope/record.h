@@ -24,6 +24,7 @@ struct TraceJob {
     int n_threads = 0;
     int n_gpu_layers = 0;
     std::vector<std::string> rpc_servers;  // llama.cpp rpc-server endpoints (EngineParams::rpc_servers)
+    bool allow_unverified_arch = false;    // EngineParams::allow_unverified_arch
     std::string steer;                     // steering spec (JSON); empty: none
     bool progress = true;
     int64_t stop_after_shards = -1;  // testing aid: stop (as if killed) after writing this many shards

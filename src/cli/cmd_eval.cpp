@@ -44,6 +44,8 @@ void add_eval(CLI::App & app) {
     cmd->add_option("--rpc", job->rpc_servers,
                     "llama.cpp rpc-server HOST:PORT list (comma-separated) that takes the offloaded layers")
         ->delimiter(',');
+    cmd->add_flag("--allow-unverified-arch", job->allow_unverified_arch,
+                  "record an architecture the conformance test does not cover (README, \"Real models\")");
     cmd->add_flag("--no-progress{false}", job->progress, "do not print the progress line");
     cmd->add_option("--stop-after", job->stop_after, "stop after N items (testing)")->group("");
     cmd->footer(

@@ -38,6 +38,8 @@ void add_trace(CLI::App & app) {
     cmd->add_option("--rpc", job->rpc_servers,
                     "llama.cpp rpc-server HOST:PORT list (comma-separated) that takes the offloaded layers")
         ->delimiter(',');
+    cmd->add_flag("--allow-unverified-arch", job->allow_unverified_arch,
+                  "record an architecture the conformance test does not cover (README, \"Real models\")");
     cmd->add_flag("--no-progress{false}", job->progress, "do not print the progress line");
     cmd->add_option("--stop-after-shards", job->stop_after_shards, "stop after N shards (testing)")
         ->group("");

@@ -126,6 +126,7 @@ Engine::Engine(const std::string & model_path, const EngineParams & params)
     m.vocab = llama_model_get_vocab(m.model);
     m.filler_token = std::max(0, (int)llama_vocab_bos(m.vocab));
     m.one_seq_per_decode = llama_model_is_recurrent(m.model) || llama_model_is_hybrid(m.model);
+    if (m.params.tap && !m.params.allow_unverified_arch) check_verified_arch(m.info);
 
     if (m.params.n_ctx <= 0) m.params.n_ctx = m.params.n_batch;
     if (m.params.n_ctx < m.params.n_batch) throw Error("the context (--ctx) must hold at least one batch");

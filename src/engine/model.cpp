@@ -17,6 +17,7 @@
 #include "ggml.h"
 #include "gguf.h"
 #include "routescope/common.h"
+#include "routescope/make_model.h"
 #include "routescope/model.h"
 
 namespace fs = std::filesystem;
@@ -162,6 +163,16 @@ ModelInfo inspect_model(const std::string & path) {
     mi.gating = gating_label(mi.arch, kv_int(g.get(), a + "expert_gating_func"),
                              kv_int(g.get(), a + "expert_weights_norm"), sel_bias, mi.n_group);
     return mi;
+}
+
+void check_verified_arch(const ModelInfo & mi) {
+    const auto verified = make_model_all_archs();
+    if (std::find(verified.begin(), verified.end(), mi.arch) == verified.end())
+        throw Error(
+            fmt::format("{}: architecture {} is not covered by routescope's conformance test, so its "
+                        "recording cannot be vouched for (pass --allow-unverified-arch to record it "
+                        "anyway, and check the results)",
+                        mi.path, mi.arch));
 }
 
 std::string routing_p_meaning(const std::string & gating, bool hash_layers) {

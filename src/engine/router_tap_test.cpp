@@ -1,5 +1,6 @@
 // The router tap's name matching: weights and the scheduler's copies of offloaded weights.
 #include "router_tap.h"
+#include "routescope/common.h"
 #include "routescope/model.h"
 
 #include <gtest/gtest.h>
@@ -37,6 +38,29 @@ TEST(RoutingP, MeaningFollowsTheGating) {
                            "softmax|sigmoid", "unknown"})
         EXPECT_EQ(rs::routing_p_meaning(g, false).rfind("proxy:", 0), 0u) << g;
     EXPECT_EQ(rs::routing_p_meaning("softmax", true).rfind("proxy:", 0), 0u);  // hash-routed layers
+}
+
+}  // namespace
+
+namespace {
+
+// Recording is refused for architectures the conformance test does not cover.
+TEST(VerifiedArch, OnlyConformanceTestedArchitecturesAreRecorded) {
+    rs::ModelInfo mi;
+    mi.path = "m.gguf";
+    for (const char * a : {"qwen3moe", "gpt-oss", "deepseek4", "jamba", "grovemoe"}) {
+        mi.arch = a;
+        EXPECT_NO_THROW(rs::check_verified_arch(mi)) << a;
+    }
+    for (const char * a : {"gemma4", "nomic-bert-moe", "dflash", "qwen3moe2", ""}) {
+        mi.arch = a;
+        try {
+            rs::check_verified_arch(mi);
+            ADD_FAILURE() << a << " accepted";
+        } catch (const rs::Error & e) {
+            EXPECT_NE(std::string(e.what()).find("--allow-unverified-arch"), std::string::npos) << e.what();
+        }
+    }
 }
 
 }  // namespace

@@ -344,6 +344,7 @@ EvalReport run_eval(const EvalJob & job) {
     ep.n_seq_max = job.n_seq_max;
     ep.n_gpu_layers = job.n_gpu_layers;
     ep.rpc_servers = job.rpc_servers;
+    ep.allow_unverified_arch = job.allow_unverified_arch;
     ep.tap = steered;  // unsteered: no eval callback at all (plain llama.cpp speed)
     Engine engine(job.model, ep);
     if (steered) engine.set_steering(std::move(plan));

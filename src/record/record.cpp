@@ -43,6 +43,7 @@ TraceSummary run_trace(const TraceJob & job) {
     ep.n_seq_max = job.n_seq_max;
     ep.n_gpu_layers = job.n_gpu_layers;
     ep.rpc_servers = job.rpc_servers;
+    ep.allow_unverified_arch = job.allow_unverified_arch;
     Engine engine(job.model, ep);
     const ModelInfo & mi = engine.info();
     nlohmann::json steer_json;

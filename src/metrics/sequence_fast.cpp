@@ -14,6 +14,7 @@
 #include <string>
 
 #include "routescope/common.h"
+#include "routescope/f16.h"
 #include "routescope/metrics.h"
 #include "routescope/stats.h"
 
@@ -21,24 +22,12 @@ namespace rs {
 
 namespace {
 
-float f16_exact(uint16_t h) {  // IEEE binary16 → binary32 (exact; the trace store's f16_to_f32)
-    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    const uint32_t exp = (h >> 10) & 0x1fu;
-    const uint32_t man = h & 0x3ffu;
-    if (exp == 0) {  // zero / subnormal: man · 2^-24
-        const float v = (float)man * 0x1p-24f;
-        return std::bit_cast<float>(std::bit_cast<uint32_t>(v) | sign);
-    }
-    if (exp == 31) return std::bit_cast<float>(sign | 0x7f800000u | (man << 13));
-    return std::bit_cast<float>(sign | ((exp + 112) << 23) | (man << 13));
-}
-
 struct F16Tables {
     std::vector<float> value;   // [2^16] f32 value of each bit pattern
     std::vector<double> plogp;  // [2^16] x·log x for x > 0 (x = the value widened), else 0
     F16Tables() : value(65536), plogp(65536) {
         for (uint32_t b = 0; b < 65536; ++b) {
-            value[b] = f16_exact((uint16_t)b);
+            value[b] = f16_to_f32((uint16_t)b);
             const double x = (double)value[b];
             plogp[b] = x > 0.0 ? x * std::log(x) : 0.0;
         }

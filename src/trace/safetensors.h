@@ -12,6 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "routescope/f16.h"  // f32_to_f16, f16_to_f32 (the store writes p as f16)
+
 namespace rs {
 
 struct StTensorView {
@@ -45,9 +47,5 @@ StFile st_read(const std::string & path);  // validates the header; throws rs::E
 // The same from bytes already in memory (`path` only names them in errors): the fuzz targets' entry.
 StFile st_parse(const std::string & path, std::vector<uint8_t> bytes);
 nlohmann::json st_read_header(const std::string & path);
-
-// IEEE 754 binary16 conversions (round to nearest even), so the store needs no ggml.
-uint16_t f32_to_f16(float f);
-float f16_to_f32(uint16_t h);
 
 }  // namespace rs

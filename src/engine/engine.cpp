@@ -96,6 +96,8 @@ Engine::Engine(const std::string & model_path, const EngineParams & params)
     auto & m = *impl_;
     m.info = inspect_model(model_path);  // rejects missing/corrupt/dense files before llama.cpp sees them
     m.params = params;
+    // before the weights are loaded: refusing a 100 GB file should not cost its load time
+    if (m.params.tap && !m.params.allow_unverified_arch) check_verified_arch(m.info);
     if (m.params.n_threads <= 0) m.params.n_threads = (int)std::max(1u, std::thread::hardware_concurrency());
     if (m.params.n_batch < 8) throw Error("--batch must be at least 8 tokens");
     if (m.params.n_seq_max < 1 || m.params.n_seq_max > 255)
@@ -126,7 +128,6 @@ Engine::Engine(const std::string & model_path, const EngineParams & params)
     m.vocab = llama_model_get_vocab(m.model);
     m.filler_token = std::max(0, (int)llama_vocab_bos(m.vocab));
     m.one_seq_per_decode = llama_model_is_recurrent(m.model) || llama_model_is_hybrid(m.model);
-    if (m.params.tap && !m.params.allow_unverified_arch) check_verified_arch(m.info);
 
     if (m.params.n_ctx <= 0) m.params.n_ctx = m.params.n_batch;
     if (m.params.n_ctx < m.params.n_batch) throw Error("the context (--ctx) must hold at least one batch");

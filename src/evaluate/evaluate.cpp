@@ -2,7 +2,8 @@
 //
 // Work is streamed item by item: a generation is scored and appended when its sequence finishes, a chunk
 // of multiple-choice items when its decode returns, so an interruption loses at most the items in flight
-// and a re-run skips every item already in results.csv.
+// and a re-run skips every item already in results.csv. Items are decoded in fixed units (WorkUnit), so
+// what a re-run writes does not depend on where the interruption fell.
 #include "routescope/evaluate.h"
 
 #include <algorithm>
@@ -184,6 +185,26 @@ json check_eval_dir(const std::string & out, const json & model, const json & st
     return meta;
 }
 
+// Fixed units of work. llama.cpp's results depend slightly on which sequences share a decode (kernel
+// choice by batch size, KV-cell placement), so a greedy generation can change with its neighbours. Each
+// unit is therefore a fixed slice of one language's prompt list, [u·W, (u+1)·W) with W the sequences one
+// decode takes: a unit is always decoded whole, from an empty KV cache, whatever is already done, so an
+// interrupted and resumed run writes exactly what an uninterrupted one writes (issue #15, item 10).
+struct WorkUnit {
+    size_t begin = 0, end = 0;  // [begin, end) of the prompts, all of one language
+};
+
+std::vector<WorkUnit> work_units(std::span<const EvalPrompt> prompts, size_t width) {
+    std::vector<WorkUnit> out;
+    for (size_t b = 0; b < prompts.size();) {
+        size_t e = b;
+        while (e < prompts.size() && prompts[e].lang == prompts[b].lang) ++e;
+        for (size_t u = b; u < e; u += width) out.push_back({u, std::min(e, u + width)});
+        b = e;
+    }
+    return out;
+}
+
 }  // namespace
 
 EvalCounts evaluate_prompts(Engine & engine, EvalTask task, std::span<const EvalPrompt> prompts,
@@ -195,18 +216,17 @@ EvalCounts evaluate_prompts(Engine & engine, EvalTask task, std::span<const Eval
     std::map<std::string, std::set<std::string>> done;  // lang -> item ids already scored
     for (const auto & p : prompts)
         if (!done.contains(p.lang)) done[p.lang] = done_item_ids(previous, task_name, p.lang, opt.steered);
-    std::vector<const EvalPrompt *> todo;
-    for (const auto & p : prompts)
-        if (!done[p.lang].contains(p.item_id)) todo.push_back(&p);
+    auto is_done = [&](const EvalPrompt & p) { return done[p.lang].contains(p.item_id); };
 
     EvalCounts c;
     c.n_items = (int64_t)prompts.size();
-    c.n_skipped = c.n_items - (int64_t)todo.size();
+    c.n_skipped = std::count_if(prompts.begin(), prompts.end(), is_done);
     ResultsWriter results(results_path);
     DetailsFile details((fs::path(out_dir) / "details.jsonl").string());
     Progress progress(opt.label, c.n_items, opt.progress, "items");
     progress.set_first_done(c.n_skipped);
     auto finish = [&](const EvalPrompt & p, const std::string & pred, bool correct, json detail) {
+        if (is_done(p)) return;  // decoded again only to keep its unit whole
         detail["task"] = task_name;
         detail["lang"] = p.lang;
         detail["item_id"] = p.item_id;
@@ -218,59 +238,56 @@ EvalCounts evaluate_prompts(Engine & engine, EvalTask task, std::span<const Eval
         if (opt.stop_after >= 0 && c.n_done >= opt.stop_after) throw StopRequested{};
     };
 
+    const bool generates = eval_task_generates(task);
+    const auto units = work_units(prompts, generates ? (size_t)engine.seqs_per_decode() : kMcChunk);
     try {
-        if (eval_task_generates(task)) {
-            // one generate call per language: the stop strings are the language's labels
-            for (size_t b = 0; b < todo.size();) {
-                size_t e = b;
-                while (e < todo.size() && todo[e]->lang == todo[b]->lang) ++e;
+        for (const WorkUnit & u : units) {
+            const auto items = prompts.subspan(u.begin, u.end - u.begin);
+            if (std::all_of(items.begin(), items.end(), is_done)) continue;
+            if (generates) {
                 std::vector<std::vector<int32_t>> toks;
-                for (size_t i = b; i < e; ++i) {
-                    toks.push_back(prompt_tokens(engine, todo[i]->prompt));
+                for (const auto & p : items) {
+                    toks.push_back(prompt_tokens(engine, p.prompt));
                     c.n_tokens += (int64_t)toks.back().size();
                 }
                 GenerateParams gp;
                 gp.max_new_tokens = opt.max_new_tokens;
-                gp.stops = todo[b]->stops;
+                gp.stops = items[0].stops;  // one language: its labels are the stop strings
                 engine.generate(toks, gp, [&](size_t i, const Generation & g) {
-                    const EvalPrompt & p = *todo[b + i];
+                    const EvalPrompt & p = items[i];
                     c.n_tokens += g.n_tokens;
                     const MathScore s = score_math(p.gold, g.text, p.stops);
                     finish(p, s.pred, s.correct,
                            {{"generation", g.text}, {"n_tokens", g.n_tokens}, {"stop", stop_name(g.stop)}});
                 });
-                b = e;
+                continue;
             }
-        } else {
-            for (size_t b = 0; b < todo.size(); b += kMcChunk) {
-                const size_t e = std::min(todo.size(), b + kMcChunk);
-                std::vector<McPlan> plans;
-                std::vector<std::vector<int32_t>> seqs, positions;
-                std::vector<size_t> first_seq;  // per item: index of its first sequence in seqs
-                for (size_t i = b; i < e; ++i) {
-                    plans.push_back(plan_mc(engine, *todo[i]));
-                    first_seq.push_back(seqs.size());
-                    for (size_t s = 0; s < plans.back().seqs.size(); ++s) {
-                        c.n_tokens += (int64_t)plans.back().seqs[s].size();
-                        seqs.push_back(plans.back().seqs[s]);
-                        positions.push_back(plans.back().positions[s]);
-                    }
+            std::vector<McPlan> plans;
+            std::vector<std::vector<int32_t>> seqs, positions;
+            std::vector<size_t> first_seq;  // per item: index of its first sequence in seqs
+            for (const auto & p : items) {
+                plans.push_back(plan_mc(engine, p));
+                first_seq.push_back(seqs.size());
+                for (size_t s = 0; s < plans.back().seqs.size(); ++s) {
+                    c.n_tokens += (int64_t)plans.back().seqs[s].size();
+                    seqs.push_back(plans.back().seqs[s]);
+                    positions.push_back(plans.back().positions[s]);
                 }
-                const auto rows = engine.output_logits(seqs, positions);
-                const size_t V = (size_t)engine.n_vocab();
-                for (size_t i = 0; i < plans.size(); ++i) {
-                    std::vector<double> loglik;
-                    for (const auto & o : plans[i].options) {
-                        const auto & r = rows[first_seq[i] + o.seq];
-                        double ll = 0.0;  // log P(continuation | context) = Σ_j log p(token_j | prefix)
-                        for (size_t j = 0; j < o.tokens.size(); ++j)
-                            ll += log_softmax_at(std::span(r).subspan((o.row0 + j) * V, V), o.tokens[j]);
-                        loglik.push_back(ll);
-                    }
-                    const EvalPrompt & p = *todo[b + i];
-                    const McScore s = score_mc(loglik, p.gold.empty() ? -1 : p.gold[0] - 'A');
-                    finish(p, mc_letter(s.pred), s.correct, {{"loglik", loglik}});
+            }
+            const auto rows = engine.output_logits(seqs, positions);
+            const size_t V = (size_t)engine.n_vocab();
+            for (size_t i = 0; i < plans.size(); ++i) {
+                std::vector<double> loglik;
+                for (const auto & o : plans[i].options) {
+                    const auto & r = rows[first_seq[i] + o.seq];
+                    double ll = 0.0;  // log P(continuation | context) = Σ_j log p(token_j | prefix)
+                    for (size_t j = 0; j < o.tokens.size(); ++j)
+                        ll += log_softmax_at(std::span(r).subspan((o.row0 + j) * V, V), o.tokens[j]);
+                    loglik.push_back(ll);
                 }
+                const EvalPrompt & p = items[i];
+                const McScore s = score_mc(loglik, p.gold.empty() ? -1 : p.gold[0] - 'A');
+                finish(p, mc_letter(s.pred), s.correct, {{"loglik", loglik}});
             }
         }
     } catch (const StopRequested &) {
@@ -325,15 +342,13 @@ EvalReport run_eval(const EvalJob & job) {
     const bool steered = !plan.empty();
     const json model = {
         {"path", fs::absolute(job.model).string()}, {"sha256", model_sha256(job.model)}, {"arch", mi.arch}};
-    json task_opts = json::object();  // what changes a task's prompts or scores
-    if (eval_task_generates(task))
-        // greedy generations depend on which prompts decode together (batch shape changes rounding), so
-        // the packing options are part of what a resumed run must share
-        task_opts = {{"shots", job.n_shot},
-                     {"max_new_tokens", job.max_new_tokens},
-                     {"batch", job.n_batch},
-                     {"ctx", job.n_ctx},
-                     {"batch_seqs", job.n_seq_max}};
+    // What changes a task's prompts or scores. Results depend slightly on which sequences decode together
+    // (batch shape changes rounding), so the packing options are part of what a resumed run must share.
+    json task_opts = {{"batch", job.n_batch}, {"ctx", job.n_ctx}, {"batch_seqs", job.n_seq_max}};
+    if (eval_task_generates(task)) {
+        task_opts["shots"] = job.n_shot;
+        task_opts["max_new_tokens"] = job.max_new_tokens;
+    }
     const json meta =
         check_eval_dir(job.out, model, steered ? plan.to_json() : json(), eval_task_name(task), task_opts);
 

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <numeric>
 
+#include "routescope/common.h"
 #include "routescope/corpus.h"
 #include "routescope/engine.h"
 #include "routescope/make_model.h"
@@ -128,6 +129,55 @@ INSTANTIATE_TEST_SUITE_P(AllArchs, EngineArch, testing::ValuesIn(rs::make_model_
 namespace {
 
 // inspect_model reads the MoE layout from GGUF metadata and tensor names, per architecture.
+// A chat template frames the text: its own text is tokenized with special tokens parsed, the message
+// never (a special token's text inside data stays text), truncation happens inside the message, and a
+// name llama.cpp does not know, or "gguf" on a file without a template, is refused.
+TEST(EngineChatTemplate, FramesTheMessageAndParsesSpecialTokensOfTheTemplateOnly) {
+    rs::EngineParams ep;
+    ep.n_threads = 1;
+    rs::Engine e(tiny_model("qwen3moe"), ep);
+    EXPECT_TRUE(e.chat_frame("none").none());
+    EXPECT_TRUE(e.chat_frame("auto").none());  // generated models carry no template
+    EXPECT_THROW(e.chat_frame("gguf"), rs::Error);
+    EXPECT_THROW(e.chat_frame("no-such-template"), rs::Error);
+    const auto chatml = e.chat_frame("chatml");
+    EXPECT_EQ(chatml.prefix, "<|im_start|>user\n");
+    EXPECT_EQ(chatml.suffix, "<|im_end|>\n<|im_start|>assistant\n");
+    const auto oss = e.chat_frame("gpt-oss");
+    EXPECT_EQ(oss.prefix, "<|start|>user<|message|>");
+    EXPECT_EQ(oss.suffix, "<|end|><|start|>assistant");
+
+    const std::string text = "The cat sat on the mat.";
+    const auto plain = e.tokenize(text, 1000, false);
+    const auto none = e.tokenize_chat(rs::ChatFrame{}, text, 1000);
+    EXPECT_EQ(none.tokens, e.tokenize(text, 1000));
+    EXPECT_EQ(std::vector<int32_t>(none.tokens.begin() + none.text_begin, none.tokens.end()), plain);
+    const auto framed = e.tokenize_chat(chatml, text, 1000);
+    ASSERT_LT(framed.text_begin, framed.text_end);
+    EXPECT_EQ(std::vector<int32_t>(framed.tokens.begin() + framed.text_begin,
+                                   framed.tokens.begin() + framed.text_end),
+              plain);
+    EXPECT_GT(framed.tokens.size(), plain.size() + 2);
+    // truncation cuts the message, not the template
+    const auto cut = e.tokenize_chat(chatml, text, (int)(framed.tokens.size() - 2));
+    EXPECT_EQ(cut.tokens.size(), framed.tokens.size() - 2);
+    EXPECT_EQ(cut.text_end - cut.text_begin, framed.text_end - framed.text_begin - 2);
+    EXPECT_TRUE(
+        std::equal(cut.tokens.end() - (framed.tokens.end() - (framed.tokens.begin() + framed.text_end)),
+                   cut.tokens.end(), framed.tokens.begin() + framed.text_end));
+    EXPECT_THROW(e.tokenize_chat(chatml, text, 3), rs::Error);  // the template alone does not fit
+    // "</s>" is the end-of-sequence token (id 2) of make-model's vocabulary (src/engine/spm_vocab.cpp):
+    // parsed in the template, literal in the message
+    const int32_t eos = 2;
+    const std::string eos_text = "</s>";
+    rs::ChatFrame f;
+    f.name = "test";
+    f.prefix = eos_text;
+    const auto with = e.tokenize_chat(f, eos_text, 1000);
+    EXPECT_EQ(std::count(with.tokens.begin(), with.tokens.begin() + with.text_begin, eos), 1);
+    EXPECT_EQ(std::count(with.tokens.begin() + with.text_begin, with.tokens.end(), eos), 0);
+}
+
 TEST(InspectModel, LayoutAndGatingPerArchitecture) {
     struct Want {
         const char * arch;

@@ -197,6 +197,35 @@ TEST(EvalCli, ResumedGenerationsEqualUninterruptedOnes) {
                        "other settings");
 }
 
+// --chat-template frames every prompt (generation and multiple choice) and is part of the task's settings.
+TEST(EvalCli, ChatTemplateIsAppliedAndRecorded) {
+    const auto dir = temp_dir("eval_chat");
+    const std::string model = tiny_model("qwen3moe");
+    for (const std::string task : {"mgsm", "belebele"}) {
+        const auto r = run_cli(
+            eval_args(model, task, "eng_Latn", 2, dir / "c", "--max-new-tokens 4 --chat-template chatml"));
+        ASSERT_EQ(r.exit_code, 0) << r.err;
+        const auto plain = run_cli(eval_args(model, task, "eng_Latn", 2, dir / task, "--max-new-tokens 4"));
+        ASSERT_EQ(plain.exit_code, 0) << plain.err;
+    }
+    std::ifstream f(dir / "c" / "eval.json");
+    const auto meta = json::parse(f);
+    EXPECT_EQ(meta["tasks"]["mgsm"]["chat_template"], "chatml");
+    EXPECT_EQ(meta["tasks"]["belebele"]["chat_template"], "chatml");
+    const auto framed = read_jsonl(dir / "c" / "details.jsonl");
+    const auto bare = read_jsonl(dir / "belebele" / "details.jsonl");
+    ASSERT_FALSE(bare.empty());
+    bool differs = false;
+    for (const auto & d : framed)
+        if (d["task"] == "belebele" && d["item_id"] == bare[0]["item_id"])
+            differs = d["loglik"] != bare[0]["loglik"];
+    EXPECT_TRUE(differs);
+    expect_clean_error(run_cli(eval_args(model, "mgsm", "eng_Latn", 2, dir / "c", "--max-new-tokens 4")),
+                       "other settings");
+    expect_clean_error(run_cli(eval_args(model, "mgsm", "eng_Latn", 2, dir / "d", "--chat-template gguf")),
+                       "carries no chat template");
+}
+
 TEST(EvalCli, BadInputGivesOneLineErrors) {
     const auto dir = temp_dir("eval_bad");
     const std::string model = tiny_model("qwen3moe");

@@ -139,6 +139,67 @@ TEST(TraceCli, KillAndResumeEqualsUninterrupted) {
     }
 }
 
+// --chat-template records each sentence inside the template; --template-tokens drop keeps only the
+// sentence's rows, which are exactly the rows of those tokens in the template-tokens-kept recording (same
+// decode), and the template is part of what a resume must share.
+TEST(TraceCli, ChatTemplateKeepsOrDropsTheTemplatesTokens) {
+    const auto dir = temp_dir("chat");
+    const auto model = tiny_model("qwen3moe");
+    ASSERT_EQ(run_cli(trace_args(model, (dir / "plain").string(), "--dtype f32 --max-tokens 600")).exit_code,
+              0);
+    ASSERT_EQ(run_cli(trace_args(model, (dir / "keep").string(),
+                                 "--dtype f32 --max-tokens 600 --chat-template chatml"))
+                  .exit_code,
+              0);
+    const auto r =
+        run_cli(trace_args(model, (dir / "drop").string(),
+                           "--dtype f32 --max-tokens 600 --chat-template chatml --template-tokens drop"));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto mp = rs::read_manifest((dir / "plain").string());
+    const auto mk = rs::read_manifest((dir / "keep").string());
+    const auto md = rs::read_manifest((dir / "drop").string());
+    EXPECT_FALSE(mp.options.contains("chat_template"));
+    EXPECT_EQ(mk.options["chat_template"]["prefix"], "<|im_start|>user\n");
+    EXPECT_EQ(md.options["chat_template"]["template_tokens"], "drop");
+    for (int64_t k = 0; k < 5; ++k) {
+        const auto p = rs::read_shard((dir / "plain").string(), mp, k);
+        const auto kept = rs::read_shard((dir / "keep").string(), mk, k);
+        const auto dropped = rs::read_shard((dir / "drop").string(), md, k);
+        ASSERT_EQ(kept.seqs.size(), dropped.seqs.size());
+        for (size_t q = 0; q < kept.seqs.size(); ++q) {
+            const auto & a = kept.seqs[q];
+            const auto & b = dropped.seqs[q];
+            // the plain recording has BOS + the sentence; the dropped one the sentence only
+            EXPECT_EQ(b.n_tok, p.seqs[q].n_tok - 1);
+            EXPECT_TRUE(std::equal(dropped.tokens.begin() + b.tok_begin,
+                                   dropped.tokens.begin() + b.tok_begin + b.n_tok,
+                                   p.tokens.begin() + p.seqs[q].tok_begin + 1));
+            // find the sentence inside the kept rows: after BOS + "<|im_start|>user\n"
+            const auto at = std::search(
+                kept.tokens.begin() + a.tok_begin, kept.tokens.begin() + a.tok_begin + a.n_tok,
+                dropped.tokens.begin() + b.tok_begin, dropped.tokens.begin() + b.tok_begin + b.n_tok);
+            ASSERT_NE(at, kept.tokens.begin() + a.tok_begin + a.n_tok);
+            const int64_t off = at - kept.tokens.begin();
+            EXPECT_GT(off, a.tok_begin + 1);
+            for (int64_t t = 0; t < b.n_tok; ++t)
+                for (int l = 0; l < kept.n_moe; ++l) {
+                    const auto pk = kept.p(off + t, l), pd = dropped.p(b.tok_begin + t, l);
+                    ASSERT_TRUE(std::equal(pk.begin(), pk.end(), pd.begin()))
+                        << "seq " << q << " token " << t;
+                    const auto ik = kept.ids(off + t, l), id = dropped.ids(b.tok_begin + t, l);
+                    ASSERT_TRUE(std::equal(ik.begin(), ik.end(), id.begin()));
+                }
+        }
+    }
+    expect_clean_error(
+        run_cli(trace_args(model, (dir / "keep").string(), "--dtype f32 --max-tokens 600 --resume")),
+        "another corpus, corpus content or options");
+    expect_clean_error(run_cli(trace_args(model, (dir / "x").string(), "--template-tokens drop")),
+                       "without a chat template");
+    expect_clean_error(run_cli(trace_args(model, (dir / "y").string(), "--chat-template gguf")),
+                       "carries no chat template");
+}
+
 // The safetensors shards are readable with numpy alone (tests/read_shard.py implements the spec).
 TEST(TraceCli, ShardReadableWithoutRoutescope) {
     if (system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") != 0)

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "routescope/chat_template.h"
 #include "routescope/model.h"
 #include "routescope/steer.h"
 
@@ -76,6 +77,17 @@ class Engine {
     // Tokenizes with the model's vocabulary (BOS added when the model wants it and add_special is set),
     // truncated to max_tokens.
     std::vector<int32_t> tokenize(const std::string & text, int max_tokens, bool add_special = true) const;
+
+    // The chat template `choice` resolved for this model (routescope/chat_template.h): "none"; "auto"
+    // (the GGUF's tokenizer.chat_template when it has one, else none); "gguf" (the GGUF's, an error
+    // without one); or a llama.cpp built-in name (chatml, llama3, gpt-oss …). Throws rs::Error for a
+    // name llama.cpp does not know or a template it cannot format.
+    ChatFrame chat_frame(const std::string & choice) const;
+
+    // `text` as the user message of `frame`: the template's text with special tokens parsed (BOS as the
+    // model wants it), the text without; truncated inside the text so the whole is at most max_tokens
+    // (an error if the template alone does not fit). With frame.none(), tokenize(text, max_tokens).
+    ChatTokens tokenize_chat(const ChatFrame & frame, const std::string & text, int max_tokens) const;
 
     // Decodes the sequences (each ≤ n_batch tokens), packing as many per llama_decode as fit, and
     // returns their router records in input order. Requires params.tap.

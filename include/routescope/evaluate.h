@@ -41,6 +41,9 @@ struct EvalJob {
     std::string steer;   // steering spec (steer.h); empty: none
     std::string out;
     int max_new_tokens = 256;
+    // Each prompt as the user message of this chat template (Engine::chat_frame). none by default, as
+    // lm-evaluation-harness without --apply_chat_template.
+    std::string chat_template = "none";
     int n_threads = 0;
     int n_batch = 2048;
     int n_ctx = 8192;
@@ -76,6 +79,7 @@ struct EvalLoopOptions {
     bool progress = true;
     std::string label = "eval";
     int64_t stop_after = -1;
+    ChatFrame chat;  // the prompts' chat template (none: plain text)
 };
 
 // The evaluation loop, shared by eval and sweep: scores `prompts` (all of `task`) with the engine's current

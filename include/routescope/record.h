@@ -14,9 +14,13 @@ struct TraceJob {
     int64_t limit = -1;              // parallel groups (or sequences when unpaired)
     std::string out;
     bool resume = false;
-    int max_tokens = 256;  // per sequence, after tokenization (BOS included)
-    int n_batch = 1024;    // tokens per llama_decode
-    int n_seq_max = 64;    // sequences per llama_decode
+    int max_tokens = 256;  // per sequence, after tokenization (BOS and chat template included)
+    // Each sequence as the user message of this chat template (Engine::chat_frame: auto | none | gguf |
+    // a llama.cpp built-in name); auto applies the GGUF's own, as the papers record passages.
+    std::string chat_template = "auto";
+    bool template_tokens = true;  // keep the template's tokens in the recording (false: the text's only)
+    int n_batch = 1024;           // tokens per llama_decode
+    int n_seq_max = 64;           // sequences per llama_decode
     int seqs_per_shard = 256;
     std::string probs_dtype = "f16";
     std::string store = "full";  // full | topk (TraceManifest::store: only the top-k ids and their p)

@@ -30,6 +30,10 @@ void add_eval(CLI::App & app) {
                     "directory of Global-MMLU CSV files <iso>.csv (other languages)");
     cmd->add_option("--belebele", job->data.belebele_dir,
                     "directory of Belebele jsonl files <flores code>.jsonl");
+    cmd->add_option("--chat-template", job->chat_template,
+                    "each prompt as the user message of a chat: none (default, as lm-eval) | auto | gguf | a "
+                    "llama.cpp built-in name (chatml, llama3, gpt-oss ...)")
+        ->capture_default_str();
     cmd->add_option("--max-new-tokens", job->max_new_tokens, "MGSM: generation limit")->capture_default_str();
     cmd->add_option("--batch", job->n_batch, "tokens per llama_decode (longest prompt)")
         ->capture_default_str();

@@ -29,6 +29,21 @@ void add_trace(CLI::App & app) {
                     "full: p over all experts; topk: only the selected ids and their p (~E/K times smaller; "
                     "enough for experts and analyze's consistency/isolation, not for divergence or entropy)")
         ->capture_default_str();
+    cmd->add_option(
+           "--chat-template", job->chat_template,
+           "each sentence as the user message of a chat: auto (the GGUF's template, if any) | none | "
+           "gguf | a llama.cpp built-in name (chatml, llama3, gpt-oss ...)")
+        ->capture_default_str();
+    cmd->add_option_function<std::string>(
+           "--template-tokens",
+           [job](const std::string & v) {
+               if (v != "keep" && v != "drop")
+                   throw CLI::ValidationError("--template-tokens", "must be keep or drop, not '" + v + "'");
+               job->template_tokens = v == "keep";
+           },
+           "keep: record the chat template's tokens too (default, as Bandarkar et al.); drop: the sentence's "
+           "only")
+        ->default_str("keep");
     cmd->add_option("--steer", job->steer, "steering spec (JSON): record routing under steering");
     cmd->add_option("--threads,-t", job->n_threads, "CPU threads (0: all cores)")
         ->check(CLI::NonNegativeNumber)

@@ -235,6 +235,79 @@ std::vector<int32_t> Engine::tokenize(const std::string & text, int max_tokens, 
     return out;
 }
 
+ChatFrame Engine::chat_frame(const std::string & choice) const {
+    if (choice == "none") return {};
+    const char * own = llama_model_chat_template(impl_->model, nullptr);
+    std::string tmpl, name = choice;
+    if (choice == "auto" || choice == "gguf") {
+        if (!own) {
+            if (choice == "auto") return {};
+            throw Error(
+                fmt::format("{} carries no chat template (tokenizer.chat_template); name one with "
+                            "--chat-template (e.g. chatml) or use none",
+                            impl_->info.path));
+        }
+        tmpl = own, name = "gguf";
+    } else {
+        std::vector<const char *> names(128);
+        names.resize((size_t)llama_chat_builtin_templates(names.data(), names.size()));
+        std::string known;
+        for (const char * n : names) known += (known.empty() ? "" : ", ") + std::string(n);
+        if (std::find_if(names.begin(), names.end(), [&](const char * n) { return choice == n; }) ==
+            names.end())
+            throw Error(
+                fmt::format("--chat-template {}: not one of auto, none, gguf or llama.cpp's built-in "
+                            "templates ({})",
+                            choice, known));
+        tmpl = choice;
+    }
+    // A marker as the message: llama.cpp formats the chat, routescope splits it around the marker.
+    const std::string marker = "\x1eroutescope-user-message\x1e";
+    const llama_chat_message msg{"user", marker.c_str()};
+    std::string buf(4096, '\0');
+    int32_t n = llama_chat_apply_template(tmpl.c_str(), &msg, 1, true, buf.data(), (int32_t)buf.size());
+    if (n > (int32_t)buf.size()) {
+        buf.resize((size_t)n);
+        n = llama_chat_apply_template(tmpl.c_str(), &msg, 1, true, buf.data(), (int32_t)buf.size());
+    }
+    if (n < 0)
+        throw Error(
+            fmt::format("llama.cpp cannot format the chat template {} of {} (it formats only its "
+                        "built-in templates; name one with --chat-template, e.g. chatml, or use none)",
+                        name, impl_->info.path));
+    buf.resize((size_t)n);
+    ChatFrame f = split_chat_frame(buf, marker, name);
+    f.suffix += no_thinking_suffix(tmpl);  // the papers record and prompt without thinking
+    return f;
+}
+
+ChatTokens Engine::tokenize_chat(const ChatFrame & frame, const std::string & text, int max_tokens) const {
+    const llama_vocab * v = impl_->vocab;
+    ChatTokens out;
+    if (frame.none()) {
+        out.tokens = tokenize(text, max_tokens);
+        out.text_begin = llama_vocab_get_add_bos(v) && !out.tokens.empty() ? 1 : 0;
+        out.text_end = (int64_t)out.tokens.size();
+        return out;
+    }
+    auto head = tokenize_text(v, frame.prefix, false, true);
+    if (llama_vocab_get_add_bos(v) && (head.empty() || head[0] != llama_vocab_bos(v)))
+        head.insert(head.begin(), llama_vocab_bos(v));
+    auto body = tokenize_text(v, text, false, false);
+    const auto tail = tokenize_text(v, frame.suffix, false, true);
+    const int64_t room = (int64_t)max_tokens - (int64_t)head.size() - (int64_t)tail.size();
+    if (room < 1)
+        throw Error(fmt::format("chat template {} takes {} tokens, more than --max-tokens {} allows",
+                                frame.name, head.size() + tail.size(), max_tokens));
+    if ((int64_t)body.size() > room) body.resize((size_t)room);
+    out.tokens = std::move(head);
+    out.text_begin = (int64_t)out.tokens.size();
+    out.tokens.insert(out.tokens.end(), body.begin(), body.end());
+    out.text_end = (int64_t)out.tokens.size();
+    out.tokens.insert(out.tokens.end(), tail.begin(), tail.end());
+    return out;
+}
+
 // llama.cpp's CPU kernels take a different path for ubatches under 64 tokens (flash attention's
 // per-row path; router logits then differ by up to 1e-2 in p). Short batches are therefore padded
 // with a filler sequence whose rows are dropped. This does not make recordings fully independent of

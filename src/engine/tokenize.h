@@ -9,6 +9,8 @@ struct llama_vocab;
 
 namespace rs {
 
-std::vector<int32_t> tokenize_text(const llama_vocab * vocab, std::string_view text, bool add_special);
+// parse_special: text such as "<|im_start|>" becomes its special token (template text only, never data).
+std::vector<int32_t> tokenize_text(const llama_vocab * vocab, std::string_view text, bool add_special,
+                                   bool parse_special = false);
 
 }  // namespace rs

@@ -12,15 +12,15 @@
 
 namespace rs {
 
-std::vector<int32_t> tokenize_text(const llama_vocab * vocab, std::string_view text, bool add_special) {
+std::vector<int32_t> tokenize_text(const llama_vocab * vocab, std::string_view text, bool add_special,
+                                   bool parse_special) {
     std::vector<llama_token> out(text.size() + 8);
-    int n =
-        llama_tokenize(vocab, text.data(), (int32_t)text.size(), out.data(), (int32_t)out.size(), add_special,
-                       /*parse_special*/ false);
+    int n = llama_tokenize(vocab, text.data(), (int32_t)text.size(), out.data(), (int32_t)out.size(),
+                           add_special, parse_special);
     if (n < 0) {
         out.resize((size_t)-n);
         n = llama_tokenize(vocab, text.data(), (int32_t)text.size(), out.data(), (int32_t)out.size(),
-                           add_special, false);
+                           add_special, parse_special);
     }
     RS_ASSERT(n >= 0);
     out.resize((size_t)n);

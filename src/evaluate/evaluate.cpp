@@ -69,10 +69,10 @@ class DetailsFile {
     std::FILE * file_ = nullptr;
 };
 
-// Tokens of a prompt that must fit one batch; BOS as the model wants it.
-std::vector<int32_t> prompt_tokens(const Engine & e, const std::string & text) {
+// Tokens of a prompt that must fit one batch; BOS as the model wants it, inside the chat template.
+std::vector<int32_t> prompt_tokens(const Engine & e, const ChatFrame & chat, const std::string & text) {
     const int limit = e.params().n_batch;
-    auto toks = e.tokenize(text, limit + 1);
+    auto toks = e.tokenize_chat(chat, text, limit + 1).tokens;
     if ((int)toks.size() > limit)
         throw Error(
             fmt::format("a prompt of more than {} tokens does not fit one batch; raise --batch", limit));
@@ -93,19 +93,29 @@ struct McPlan {
 
 // Tokenisation as in the LM Evaluation Harness (lm_eval/api/model.py, _encode_pair): trailing whitespace of
 // the context moves to the continuation, whole = tok(context + continuation), ctx = tok(context), and the
-// continuation is whole[len(ctx):].
-McPlan plan_mc(const Engine & e, const EvalPrompt & p) {
+// continuation is whole[len(ctx):]. In a chat template the context is the user message and the
+// continuation follows the assistant's turn: tokens of the framed context, then of the continuation alone
+// (lm-eval's chat path also tokenizes them apart).
+McPlan plan_mc(const Engine & e, const ChatFrame & chat, const EvalPrompt & p) {
     std::string context = p.prompt;
     std::string moved;
     while (!context.empty() && (context.back() == ' ' || context.back() == '\t')) {
         moved.insert(moved.begin(), context.back());
         context.pop_back();
     }
-    const auto ctx = prompt_tokens(e, context);
+    const auto ctx = prompt_tokens(e, chat, context);
     std::vector<std::vector<int32_t>> wholes;
     bool one_token_each = true;
     for (const auto & c : p.continuations) {
-        auto whole = prompt_tokens(e, context + moved + c);
+        auto whole = chat.none() ? prompt_tokens(e, chat, context + moved + c) : ctx;
+        if (!chat.none()) {
+            const auto cont = e.tokenize(moved + c, e.params().n_batch + 1, false);
+            whole.insert(whole.end(), cont.begin(), cont.end());
+            if ((int)whole.size() > e.params().n_batch)
+                throw Error(
+                    fmt::format("a prompt of more than {} tokens does not fit one batch; raise --batch",
+                                e.params().n_batch));
+        }
         if (whole.size() <= ctx.size())
             throw Error(fmt::format("{}: continuation '{}' adds no token to the context", p.item_id, c));
         one_token_each = one_token_each && whole.size() == ctx.size() + 1 &&
@@ -247,7 +257,7 @@ EvalCounts evaluate_prompts(Engine & engine, EvalTask task, std::span<const Eval
             if (generates) {
                 std::vector<std::vector<int32_t>> toks;
                 for (const auto & p : items) {
-                    toks.push_back(prompt_tokens(engine, p.prompt));
+                    toks.push_back(prompt_tokens(engine, opt.chat, p.prompt));
                     c.n_tokens += (int64_t)toks.back().size();
                 }
                 GenerateParams gp;
@@ -266,7 +276,7 @@ EvalCounts evaluate_prompts(Engine & engine, EvalTask task, std::span<const Eval
             std::vector<std::vector<int32_t>> seqs, positions;
             std::vector<size_t> first_seq;  // per item: index of its first sequence in seqs
             for (const auto & p : items) {
-                plans.push_back(plan_mc(engine, p));
+                plans.push_back(plan_mc(engine, opt.chat, p));
                 first_seq.push_back(seqs.size());
                 for (size_t s = 0; s < plans.back().seqs.size(); ++s) {
                     c.n_tokens += (int64_t)plans.back().seqs[s].size();
@@ -345,6 +355,8 @@ EvalReport run_eval(const EvalJob & job) {
     // What changes a task's prompts or scores. Results depend slightly on which sequences decode together
     // (batch shape changes rounding), so the packing options are part of what a resumed run must share.
     json task_opts = {{"batch", job.n_batch}, {"ctx", job.n_ctx}, {"batch_seqs", job.n_seq_max}};
+    if (job.chat_template != "none")
+        task_opts["chat_template"] = job.chat_template;  // same model: same frame
     if (eval_task_generates(task)) {
         task_opts["shots"] = job.n_shot;
         task_opts["max_new_tokens"] = job.max_new_tokens;
@@ -363,6 +375,7 @@ EvalReport run_eval(const EvalJob & job) {
     ep.tap = steered;  // unsteered: no eval callback at all (plain llama.cpp speed)
     Engine engine(job.model, ep);
     if (steered) engine.set_steering(std::move(plan));
+    const ChatFrame chat = engine.chat_frame(job.chat_template);
     remove_stale_temporaries(job.out);  // e.g. an eval.json.tmp-PID of a killed run
     write_file_atomic((fs::path(job.out) / "eval.json").string(), meta.dump(2) + "\n");  // inputs are valid
 
@@ -372,6 +385,7 @@ EvalReport run_eval(const EvalJob & job) {
     lo.progress = job.progress;
     lo.label = "eval " + eval_task_name(task);
     lo.stop_after = job.stop_after;
+    lo.chat = chat;
     EvalReport rep;
     rep.counts = evaluate_prompts(engine, task, prompts, job.out, lo);
     rep.summary = write_eval_summary(job.out);

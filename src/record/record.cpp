@@ -27,6 +27,17 @@ void routing_softmax(const float * z, float * p, int n_expert) {
     for (int e = 0; e < n_expert; ++e) p[e] = (float)(std::exp((double)z[e] - zmax) / sum);
 }
 
+namespace {
+
+// Keeps the rows of tokens [b, e) of a record (logits: row_logits values per token, topk: row_topk).
+void keep_token_span(RouterRecord & r, int64_t b, int64_t e, int64_t row_logits, int64_t row_topk) {
+    r.tokens = std::vector<int32_t>(r.tokens.begin() + b, r.tokens.begin() + e);
+    r.logits = std::vector<float>(r.logits.begin() + b * row_logits, r.logits.begin() + e * row_logits);
+    r.topk = std::vector<int16_t>(r.topk.begin() + b * row_topk, r.topk.begin() + e * row_topk);
+}
+
+}  // namespace
+
 TraceSummary run_trace(const TraceJob & job) {
     const auto t0 = std::chrono::steady_clock::now();
     if (job.probs_dtype != "f16" && job.probs_dtype != "f32")
@@ -54,6 +65,12 @@ TraceSummary run_trace(const TraceJob & job) {
     }
     if (job.max_tokens > job.n_batch)
         throw Error(fmt::format("--max-tokens {} exceeds --batch {}", job.max_tokens, job.n_batch));
+    const ChatFrame chat = engine.chat_frame(job.chat_template);
+    if (chat.none() && !job.template_tokens)
+        throw Error(
+            fmt::format("--template-tokens drop: {} is recorded without a chat template (--chat-template "
+                        "{}); drop it or name a template",
+                        job.model, job.chat_template));
 
     TraceManifest m;
     m.tool_version = ROUTESCOPE_VERSION;
@@ -101,6 +118,11 @@ TraceSummary run_trace(const TraceJob & job) {
         m.options["rpc"] = job.rpc_servers;
     }
     if (!steer_json.is_null()) m.options["steer"] = steer_json;  // recorded logits are the steered ones
+    if (!chat.none())  // what surrounds each sentence, and whether its tokens are in the shards
+        m.options["chat_template"] = {{"name", chat.name},
+                                      {"prefix", chat.prefix},
+                                      {"suffix", chat.suffix},
+                                      {"template_tokens", job.template_tokens ? "keep" : "drop"}};
 
     const auto done = prepare_trace_dir(job.out, m, job.resume);
     const int64_t n_shards = trace_n_shards(m);
@@ -122,8 +144,15 @@ TraceSummary run_trace(const TraceJob & job) {
         if (job.stop_after_shards >= 0 && sum.shards_written >= job.stop_after_shards) break;
         const int64_t b = shard * m.seqs_per_shard, e = std::min(m.n_sequences, b + m.seqs_per_shard);
         std::vector<std::vector<int32_t>> toks;
-        for (int64_t i = b; i < e; ++i) toks.push_back(engine.tokenize(corpus.seqs[i].text, job.max_tokens));
-        const auto recs = engine.record(toks);
+        std::vector<ChatTokens> framed;
+        for (int64_t i = b; i < e; ++i) {
+            framed.push_back(engine.tokenize_chat(chat, corpus.seqs[i].text, job.max_tokens));
+            toks.push_back(framed.back().tokens);
+        }
+        auto recs = engine.record(toks);
+        if (!chat.none() && !job.template_tokens)  // decoded in the template, recorded without it
+            for (size_t i = 0; i < recs.size(); ++i)
+                keep_token_span(recs[i], framed[i].text_begin, framed[i].text_end, L * E, L * K);
 
         TraceShard s;
         s.n_moe = L, s.n_expert = E, s.top_k = K;

@@ -15,9 +15,8 @@
 //                    recorded (all ordered pairs, diagonal included)
 //   correlation.csv  layer,pearson_r,pearson_p,spearman_rho,spearman_p,n   Div(lang, l) vs --scores (only
 //                    with a scores file: TSV with a header line, columns lang TAB score)
-//   isolation.csv    model,layer,lang_a,lang_b,isolation          routing isolation (ours,
-//   language_experts.h:
-//                    Jaccard of the top-k expert sets), a < b
+//   isolation.csv    model,layer,lang_a,lang_b,isolation          routing isolation (ours; Jaccard of the
+//                    top-k expert sets, language_experts.h), a < b
 //   experts_rise.csv model,layer,expert,overlap,top_lang,specificity   per expert: RISE's overlap
 //                    O = 1/(1 + σ/μ) and the language with the highest specificity S = f_L(e)/mean_L' f_L'(e)
 //                    (rise.h, the authors' definitions; specificity empty with one language)
@@ -67,8 +66,8 @@
 //             shared/exclusive table): layer,expert,lang,freq,share,shared,exclusive
 //   rise      sets "selected" and "shallow" / "middle" / "deep"; "zones": {zone: [block indices]},
 //             "budgets": {zone: n}, "experts": [{zone, layer, expert, score, specificity | overlap}].
-//             CSV (the tripartite selection):
-//             zone,layer,expert,score,specificity,overlap,freq_target,freq_mean
+//             CSV (the tripartite selection): zone,layer,expert,score,specificity,overlap,freq_target,
+//             freq_mean
 //   steermoe  sets "activate" and "deactivate"; "risk_difference": {"<layer>": [E]}, "n_pairs",
 //             "n_dropped_by_cap". CSV: layer,expert,count_a,count_b,p_a,p_b,risk_difference,rank,set
 // Every method reads only the top-k ids, so `--store topk` traces work.

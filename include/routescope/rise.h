@@ -13,7 +13,9 @@
 //                       μ = ā                                  (μ = 0 → σ/1e-8 = 0, so O = 1)
 //   composite   Spec(e) = S(e)·(1 + α·a_target(e)),  Ovlp(e) = O(e)·(1 + α·ā(e))        (Eq. 8, α = 10)
 // Zones by depth over the L layers given: L1 = round(0.375·L), L2 = round((0.375 + 0.25)·L) with Python's
-// round (half to even): layers [0, L1) shallow, [L1, L2) middle, [L2, L) deep.
+// round (half to even): layers [0, L1) shallow, [L1, L2) middle, [L2, L) deep. (The module docstring of
+// expert_selector.py writes the paper's zones as [0, L1], (L1, L2], (L2, L−1], i.e. layer L1 shallow; its
+// code, followed here, makes layer L1 the first middle layer. The paper itself is not at hand.)
 // Budget K: shallow ⌊0.35·K⌋, middle ⌊0.25·K⌋, deep the rest; a zone's budget above its capacity
 // (layers × E) spills into the zone with the most room (the first of shallow, middle, deep on a tie).
 // Selection: per zone, every (layer, expert) of the zone ranked by its composite score — Spec in shallow and

@@ -252,6 +252,11 @@ TEST(ExpertsMethodsCli, ImpossibleRequestsGiveOneLineErrors) {
                        "is absent");
     expect_clean_error(run_cli("experts " + trace + " --method chen --target lang=eng_Latn" + out),
                        "belong to --method delta");
+    expect_clean_error(
+        run_cli("experts " + trace +
+                " --target-lang swh_Latn --target lang=deu_Latn --baseline lang=eng_Latn" + out),
+        "--target-lang belongs to --method rise");
+    expect_clean_error(run_cli("experts " + trace + " --method chen --n-activate 3" + out), "belongs to");
     expect_clean_error(run_cli("experts " + trace + " --method steermoe --pair-a lang=deu_Latn" + out),
                        "--pair-b");
     expect_clean_error(run_cli("experts " + trace +

@@ -4,10 +4,12 @@
 // the multilingual set (their union) and the overlaps of the per-language sets (specialisation.h).
 // Output format: analysis.h. Streams shard by shard; per-sequence frequencies are computed in parallel and
 // added in sequence order (thread-count independent).
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "analysis_internal.h"
@@ -74,6 +76,17 @@ ExpertsReport run_experts(const ExpertsOptions & opt) {
     if (opt.out.empty()) throw Error("no output file (--out)");
     if (opt.method != "delta" && opt.method != "chen" && opt.method != "rise" && opt.method != "steermoe")
         throw Error(fmt::format("--method {} is not delta, chen, rise or steermoe", opt.method));
+    // an option of another method would be ignored silently: refuse it
+    auto belongs = [&](bool given, const char * flag, std::initializer_list<const char *> methods) {
+        if (!given || std::find(methods.begin(), methods.end(), opt.method) != methods.end()) return;
+        throw Error(fmt::format("{} belongs to --method {}, not {} (see `routescope experts --help`)", flag,
+                                fmt::join(methods, " or "), opt.method));
+    };
+    belongs(!opt.langs.empty(), "--langs", {"chen", "rise"});
+    belongs(!opt.target_lang.empty(), "--target-lang", {"rise"});
+    belongs(!opt.pair_a.empty() || !opt.pair_b.empty(), "--pair-a/--pair-b", {"steermoe"});
+    belongs(opt.n_activate != 0 || opt.n_deactivate != 0 || opt.reverse,
+            "--n-activate/--n-deactivate/--reverse", {"steermoe"});
     // Δ (Eq. 3) is a difference of activation frequencies, in [−1, 1]: τ outside [−1, 1) (or NaN) selects
     // every or no expert by construction
     if (!(opt.tau >= -1.0 && opt.tau < 1.0))

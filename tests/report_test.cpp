@@ -105,7 +105,8 @@ TEST(Report, DemoReportRendersInHeadlessChromium) {
 
     const auto r = render(html, dir);
     expect_all_drawn(r);
-    // no steering in the demo: both steering figures are marked absent, the seven analysis figures drawn
+    // no steering and no chen/rise experts in the demo: those four figures are marked absent, the seven
+    // analysis figures drawn
     const std::vector<std::string> want = {"Routing divergence from eng_Latn per layer",
                                            "Routing entropy per layer",
                                            "Token routing consistency per layer",
@@ -114,7 +115,7 @@ TEST(Report, DemoReportRendersInHeadlessChromium) {
                                            "Language × language routing divergence and clustering",
                                            "Routing isolation per layer"};
     EXPECT_EQ(r.titles, want);
-    EXPECT_EQ(r.n_absent, 2);
+    EXPECT_EQ(r.n_absent, 4);
 
     // a screenshot of the whole page, kept beside the test's outputs
     const fs::path shot = fs::path(RS_BINARY_DIR) / "tests" / "report-demo.png";
@@ -145,12 +146,21 @@ TEST(Report, StaticExportWritesSvgAndPng) {
                       (dir / "an" / "experts.json").string())
                   .exit_code,
               0);
+    // issue #12 item 6: Chen's shared / exclusive experts and RISE's zones and subnetwork
+    ASSERT_EQ(run_cli("experts " + (dir / "trace").string() + " --method chen -t 1 -o " +
+                      (dir / "an" / "chen.json").string())
+                  .exit_code,
+              0);
+    ASSERT_EQ(run_cli("experts " + (dir / "trace").string() +
+                      " --method rise --target-lang hin_Deva -t 1 -o " + (dir / "an" / "rise.json").string())
+                  .exit_code,
+              0);
     const auto r = run_cli("report " + dir.string() + " --out " + (dir / "r.html").string() + " --figures " +
                            (dir / "figs").string());
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_NE(r.out.find("report: 7 figures, 2 absent"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("report: 9 figures, 2 absent"), std::string::npos) << r.out;
     for (const char * id : {"divergence", "entropy", "consistency", "expert_delta", "experts_per_layer",
-                            "pairwise", "isolation"}) {
+                            "pairwise", "isolation", "chen_sets", "rise_subnetwork"}) {
         const auto svg = slurp(dir / "figs" / (std::string(id) + ".svg"));
         EXPECT_EQ(svg.rfind("<svg", 0), 0u) << id;
         EXPECT_GT(std::count(svg.begin(), svg.end(), '<'), 20) << id;
@@ -176,7 +186,7 @@ TEST(Report, MissingInputsAreMarkedAbsent) {
     }
     const auto r = run_cli("report " + dir.string() + " --out " + (dir / "r.html").string());
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_NE(r.out.find("report: 2 figures, 7 absent"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("report: 2 figures, 9 absent"), std::string::npos) << r.out;
     const std::string html = slurp(dir / "r.html");
     EXPECT_NE(
         html.find(
@@ -187,7 +197,7 @@ TEST(Report, MissingInputsAreMarkedAbsent) {
     expect_all_drawn(page);
     EXPECT_EQ(page.titles, (std::vector<std::string>{"Base vs steered accuracy per language",
                                                      "Effect of steering per language"}));
-    EXPECT_EQ(page.n_absent, 7);
+    EXPECT_EQ(page.n_absent, 9);
 }
 
 // The scale of a real study: 24 languages × 48 layers stays small and renders (one layer per heatmap view,

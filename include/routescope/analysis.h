@@ -15,10 +15,11 @@
 //                    recorded (all ordered pairs, diagonal included)
 //   correlation.csv  layer,pearson_r,pearson_p,spearman_rho,spearman_p,n   Div(lang, l) vs --scores (only
 //                    with a scores file: TSV with a header line, columns lang TAB score)
-//   isolation.csv    model,layer,lang_a,lang_b,isolation          RISE routing isolation (our
-//                    operationalisation, language_experts.h: Jaccard of the top-k expert sets), a < b
-//   experts_rise.csv model,layer,expert,overlap,top_lang,specificity   per expert: overlap score min_L f_L(e)
-//                    and the language with the highest specificity f_L(e) − max_{L'≠L} f_L'(e)
+//   isolation.csv    model,layer,lang_a,lang_b,isolation          routing isolation (ours; Jaccard of the
+//                    top-k expert sets, language_experts.h), a < b
+//   experts_rise.csv model,layer,expert,overlap,top_lang,specificity   per expert: RISE's overlap
+//                    O = 1/(1 + σ/μ) and the language with the highest specificity S = f_L(e)/mean_L' f_L'(e)
+//                    (rise.h, the authors' definitions; specificity empty with one language)
 //   domains.csv      model,layer,domain_a,domain_b,div        unpaired D_H-JS of corpus-mean q between
 //                    domains (all traces and languages pooled per domain), a < b
 //   clusters.json    average-linkage clustering of languages by pairwise divergence: per layer and for the
@@ -45,7 +46,7 @@
 //
 // run_experts (Bandarkar et al. 2025, §5.2, Eq. 3) writes a JSON file (the input of the steering tools):
 //   {"model": {"arch", "name", "sha256", "n_layer", "moe_layers", "n_expert", "top_k"},
-//    "tau": τ, "target": SPEC, "baseline": SPEC, "layers": [block indices],
+//    "method": "delta", "tau": τ, "target": SPEC, "baseline": SPEC, "layers": [block indices],
 //    "n_seq": {"target": N1, "baseline": N2}            (sequences selected; multilingual: per language)
 //    "sets": {name: {"<layer>": [expert ids ascending]}},   name "target" (Δ_e > τ), or with --multilingual
 //                                                          "multilingual" (the union) and one per language
@@ -55,6 +56,21 @@
 //  }
 // and a CSV (default: the JSON path with .csv): layer,expert,freq_target,freq_baseline,delta,selected,target
 // (target = the set name: "target", or the language with --multilingual).
+//
+// With --method chen | rise | steermoe (experts_methods.cpp) the JSON has the same "model", "layers" and
+// "sets" (so `steer` and training take them by name), plus "method", "source" (the authors' repository and
+// file), "params" (every parameter, defaults the authors'), "n_seq" and "n_tok", and per method:
+//   chen      sets "shared" and one per language (its exclusive experts); "shares": {lang: {"<layer>": [E]}}
+//             after the per-language top-k mask; "coefficients": {"<layer>": {"<expert>": share of the first
+//             language}} of the shared experts (the s_e of routing-guided steering). CSV (the
+//             shared/exclusive table): layer,expert,lang,freq,share,shared,exclusive
+//   rise      sets "selected" and "shallow" / "middle" / "deep"; "zones": {zone: [block indices]},
+//             "budgets": {zone: n}, "experts": [{zone, layer, expert, score, specificity | overlap}].
+//             CSV (the tripartite selection): zone,layer,expert,score,specificity,overlap,freq_target,
+//             freq_mean
+//   steermoe  sets "activate" and "deactivate"; "risk_difference": {"<layer>": [E]}, "n_pairs",
+//             "n_dropped_by_cap". CSV: layer,expert,count_a,count_b,p_a,p_b,risk_difference,rank,set
+// Every method reads only the top-k ids, so `--store topk` traces work.
 //
 // Sequence selectors (SPEC): comma-separated KEY=VALUE terms that must all hold; KEY is lang, domain or
 // trace (the trace's position on the command line, 0-based); VALUE is a name, several names joined by '|',
@@ -119,10 +135,26 @@ std::map<std::string, double> read_scores(const std::string & path);
 
 struct ExpertsOptions {
     std::vector<std::string> traces;
+    std::string method = "delta";  // delta | chen | rise | steermoe
+    // delta (Bandarkar et al. 2025)
     std::string target, baseline;  // SPECs (ignored with multilingual)
     bool multilingual = false;     // Δ of every non-pivot language vs the pivot
     std::string pivot = "eng_Latn";
     double tau = 0.3;
+    // chen and rise: the languages considered (empty: every language of the traces)
+    std::vector<std::string> langs;
+    // chen (Chen et al. 2026): defaults of their interventions (scripts/run_intervention_*.sh)
+    int chen_top = 15;
+    double chen_threshold = 0.4;
+    // rise (Zheng et al. 2026): defaults of rise/expert_selector.py; budget ≤ 0: E (their K for both models)
+    std::string target_lang;
+    int64_t rise_budget = 0;
+    double rise_alpha = 10.0, rise_shallow_ratio = 0.375, rise_middle_ratio = 0.25,
+           rise_shallow_budget = 0.35, rise_middle_budget = 0.25;
+    // steermoe (Fayyaz et al. 2025): the two behaviours as SPECs over the same parallel groups
+    std::string pair_a, pair_b;
+    int n_activate = 0, n_deactivate = 0;
+    bool reverse = false;
     std::optional<LayerRange> layers;  // block indices; all MoE layers when unset
     int n_threads = 0;
     std::string out;      // JSON

@@ -90,8 +90,9 @@ struct ActivationAccumulator {
     std::vector<double> mean() const;  // [E]; empty when n_seq == 0
 };
 
-// Token-pooled counts: f(e) = Σ_i a_i(e) / Σ_i L_i, the frequency used by our RISE/Chen operationalisation
-// (language_experts.h). Integer sums, so adding in any order gives the same result.
+// Token-pooled counts: f(e) = Σ_i a_i(e) / Σ_i L_i, the frequency RISE and Chen et al. select from (rise.h,
+// chen.h) and routing isolation compares (language_experts.h). Integer sums, so adding in any order gives
+// the same result.
 struct TokenActivationCounter {
     int n_expert = 0;
     std::vector<int64_t> count;  // [E]

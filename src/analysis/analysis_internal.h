@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "routescope/analysis.h"
 #include "routescope/file_io.h"
 #include "routescope/metrics.h"
@@ -43,6 +45,11 @@ void for_each_shard(const std::string & dir, const TraceManifest & m, int n_thre
 // The same over read_shard_raw (trace.h): the shard's bytes as stored, probs only when with_probs.
 void for_each_raw_shard(const std::string & dir, const TraceManifest & m, int n_threads, bool with_probs,
                         const std::function<void(int64_t, const RawShard &)> & fn);
+
+// `experts --method chen|rise|steermoe` (experts_methods.cpp): fills j (the experts.json of analysis.h
+// beyond "model" and "layers") and rep, returns the method's CSV table. Throws rs::Error on bad input.
+std::string run_experts_method(const ExpertsOptions & opt, const TraceSet & ts,
+                               const std::vector<int> & slots, nlohmann::json & j, ExpertsReport & rep);
 
 // Builds a CSV file in memory, row by row.
 class Csv {

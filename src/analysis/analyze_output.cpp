@@ -1,7 +1,7 @@
 // `analyze`, part 2: turn the accumulated state into the tables and JSON files listed in analysis.h.
 // Formulas come from src/metrics: Eq. 2 divergence summary and bootstrap (divergence.h), middle-layer rule
-// (middle_layers.h), Pearson/Spearman (stats.h), RISE isolation/specificity/overlap (language_experts.h),
-// unpaired domain divergence (divergence.h), average-linkage clustering (cluster.h).
+// (middle_layers.h), Pearson/Spearman (stats.h), routing isolation (language_experts.h), RISE specificity
+// and overlap (rise.h), unpaired domain divergence (divergence.h), average-linkage clustering (cluster.h).
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -15,6 +15,7 @@
 
 #include "analysis_internal.h"
 #include "routescope/common.h"
+#include "routescope/rise.h"
 
 namespace rs::analysis {
 
@@ -259,7 +260,7 @@ AnalyzeReport write_analysis(const AnalyzeState & st) {
         files.add(out + "/correlation.csv", cc.str());
     }
 
-    // ---- RISE routing isolation, specificity and overlap (our operationalisation, language_experts.h)
+    // ---- routing isolation (ours, language_experts.h); RISE specificity and overlap (rise.h)
     std::vector<int> fl;  // languages with tokens
     for (int la = 0; la < n_lang; ++la)
         if (st.by_lang[(size_t)la][0].tokens.n_tok > 0) fl.push_back(la);
@@ -279,8 +280,14 @@ AnalyzeReport write_analysis(const AnalyzeState & st) {
                 iso_csv.field(st.langs[(size_t)fl[(size_t)b]]).field(iso[(size_t)a * nf + b]);
                 iso_csv.end_row();
             }
-        const auto ov = overlap_scores(f, nf, n_expert);
-        const auto sp = nf >= 2 ? specificity_scores(f, nf, n_expert) : std::vector<double>{};
+        // RISE's overlap O and specificity S (rise.h, the authors' definitions); S is relative to the mean
+        // over languages, so it is left empty for a single language as RISE refuses one
+        const auto ov = rise_overlap(f, nf, n_expert);
+        std::vector<double> sp;
+        for (int a = 0; a < nf && nf >= 2; ++a) {
+            const auto s = rise_specificity(f, nf, n_expert, a);
+            sp.insert(sp.end(), s.begin(), s.end());
+        }
         for (int e = 0; e < n_expert; ++e) {
             rise_csv.field(model).field(ts.moe_layers[(size_t)l]).field(e).field(ov[(size_t)e]);
             if (nf >= 2) {

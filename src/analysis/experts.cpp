@@ -4,10 +4,12 @@
 // the multilingual set (their union) and the overlaps of the per-language sets (specialisation.h).
 // Output format: analysis.h. Streams shard by shard; per-sequence frequencies are computed in parallel and
 // added in sequence order (thread-count independent).
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "analysis_internal.h"
@@ -25,11 +27,66 @@ json layered(const std::vector<int> & slots, const std::vector<int> & moe_layers
     return j;
 }
 
+json model_json(const analysis::TraceSet & ts) {
+    const auto & m0 = ts.first();
+    return {{"arch", m0.arch},
+            {"name", ts.model},
+            {"sha256", m0.model_sha256},
+            {"n_layer", m0.n_layer},
+            {"moe_layers", m0.moe_layers},
+            {"n_expert", ts.n_expert},
+            {"top_k", ts.top_k}};
+}
+
+std::string csv_path_of(const ExpertsOptions & opt) {
+    std::string p = opt.out_csv;
+    if (p.empty()) p = std::filesystem::path(opt.out).replace_extension(".csv").string();
+    if (p == opt.out) p += ".csv";
+    return p;
+}
+
+// chen, rise, steermoe (experts_methods.cpp): the same file pair, written together
+ExpertsReport run_other_method(const ExpertsOptions & opt, const analysis::TraceSet & ts,
+                               const std::vector<int> & slots, std::chrono::steady_clock::time_point t0) {
+    if (opt.multilingual || !opt.target.empty() || !opt.baseline.empty())
+        throw Error(
+            fmt::format("--target, --baseline and --multilingual belong to --method delta, not {} (see "
+                        "`routescope experts --help`)",
+                        opt.method));
+    json j;
+    j["method"] = opt.method;
+    j["model"] = model_json(ts);
+    j["layers"] = json::array();
+    for (int sl : slots) j["layers"].push_back(ts.moe_layers[(size_t)sl]);
+    ExpertsReport rep;
+    rep.n_layers = (int)slots.size();
+    const std::string csv = analysis::run_experts_method(opt, ts, slots, j, rep);
+    OutputFiles files;
+    files.add(opt.out, j.dump(1) + "\n");
+    files.add(csv_path_of(opt), csv);
+    files.commit();
+    rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return rep;
+}
+
 }  // namespace
 
 ExpertsReport run_experts(const ExpertsOptions & opt) {
     const auto t0 = std::chrono::steady_clock::now();
     if (opt.out.empty()) throw Error("no output file (--out)");
+    if (opt.method != "delta" && opt.method != "chen" && opt.method != "rise" && opt.method != "steermoe")
+        throw Error(fmt::format("--method {} is not delta, chen, rise or steermoe", opt.method));
+    // an option of another method would be ignored silently: refuse it
+    auto belongs = [&](bool given, const char * flag, std::initializer_list<const char *> methods) {
+        if (!given || std::find(methods.begin(), methods.end(), opt.method) != methods.end()) return;
+        throw Error(fmt::format("{} belongs to --method {}, not {} (see `routescope experts --help`)", flag,
+                                fmt::join(methods, " or "), opt.method));
+    };
+    belongs(!opt.langs.empty(), "--langs", {"chen", "rise"});
+    belongs(!opt.target_lang.empty(), "--target-lang", {"rise"});
+    belongs(!opt.pair_a.empty() || !opt.pair_b.empty(), "--pair-a/--pair-b", {"steermoe"});
+    belongs(opt.n_activate != 0 || opt.n_deactivate != 0 || opt.reverse,
+            "--n-activate/--n-deactivate/--reverse", {"steermoe"});
     // Δ (Eq. 3) is a difference of activation frequencies, in [−1, 1]: τ outside [−1, 1) (or NaN) selects
     // every or no expert by construction
     if (!(opt.tau >= -1.0 && opt.tau < 1.0))
@@ -39,6 +96,7 @@ ExpertsReport run_experts(const ExpertsOptions & opt) {
     const auto slots = analysis::select_slots(ts, opt.layers, "--layers");
     const size_t n_sl = slots.size();
     const int n_expert = ts.n_expert;
+    if (opt.method != "delta") return run_other_method(opt, ts, slots, t0);
 
     // Groups of sequences: [0] target, [1] baseline; with --multilingual one per language (pivot = baseline).
     std::vector<std::string> names;
@@ -116,14 +174,10 @@ ExpertsReport run_experts(const ExpertsOptions & opt) {
                                                        g == 0 ? opt.target : opt.baseline));
 
     json j;
-    const auto & m0 = ts.first();
-    j["model"] = {{"arch", m0.arch},
-                  {"name", ts.model},
-                  {"sha256", m0.model_sha256},
-                  {"n_layer", m0.n_layer},
-                  {"moe_layers", m0.moe_layers},
-                  {"n_expert", n_expert},
-                  {"top_k", ts.top_k}};
+    j["method"] = "delta";
+    j["source"] = "Bandarkar et al. 2025, Eq. 3 and Section 5.2";
+    j["params"] = {{"tau", opt.tau}};
+    j["model"] = model_json(ts);
     j["tau"] = opt.tau;
     j["layers"] = json::array();
     for (int sl : slots) j["layers"].push_back(ts.moe_layers[(size_t)sl]);
@@ -216,9 +270,7 @@ ExpertsReport run_experts(const ExpertsOptions & opt) {
             if ((int)g != baseline) rep.n_seq_target += n_seq[g];
         rep.n_seq_baseline = n_seq[(size_t)baseline];
     }
-    std::string csv_path = opt.out_csv;
-    if (csv_path.empty()) csv_path = std::filesystem::path(opt.out).replace_extension(".csv").string();
-    if (csv_path == opt.out) csv_path += ".csv";
+    const std::string csv_path = csv_path_of(opt);
     OutputFiles files;  // the JSON and its CSV appear together or not at all
     files.add(opt.out, j.dump(1) + "\n");
     files.add(csv_path, csv.str());

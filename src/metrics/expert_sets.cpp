@@ -1,7 +1,6 @@
 // Expert sets of one layer: the Δ of Eq. 3 and τ-thresholded specialised / multilingual / task experts
-// with their overlaps (specialisation.h; Bandarkar et al. 2025, §5.2), and the language-level scores of our
-// RISE / Chen et al. operationalisation (language_experts.h: specificity, overlap, routing isolation,
-// tripartite selection, shared vs language-exclusive experts).
+// with their overlaps (specialisation.h; Bandarkar et al. 2025, §5.2), and the routing isolation of two
+// languages (language_experts.h, ours). The authors' RISE and Chen et al. definitions: rise.cpp, chen.cpp.
 //
 // Limits: sets are plain sorted id lists of one layer; frequencies are taken as given (build them with
 // ActivationAccumulator / TokenActivationCounter over the same corpus for every language); nothing here
@@ -90,17 +89,9 @@ LayeredOverlap layered_overlap(std::span<const std::vector<int>> a, std::span<co
 }
 
 // ===================================================================================================
-// Language-level scores: RISE and Chen et al., our operationalisation (language_experts.h)
+// Routing isolation (language_experts.h, ours)
 
 namespace {
-
-void check_shape(std::span<const double> f, int n_lang, int n_expert) {
-    RS_ASSERT(n_lang >= 1 && n_expert >= 1 && f.size() == (size_t)n_lang * (size_t)n_expert);
-}
-
-double freq(std::span<const double> f, int n_expert, int lang, int e) {
-    return f[(size_t)lang * (size_t)n_expert + (size_t)e];
-}
 
 std::vector<int> sorted_copy(std::vector<int> v) {
     std::sort(v.begin(), v.end());
@@ -108,42 +99,6 @@ std::vector<int> sorted_copy(std::vector<int> v) {
 }
 
 }  // namespace
-
-std::vector<double> specificity_scores(std::span<const double> f, int n_lang, int n_expert) {
-    check_shape(f, n_lang, n_expert);
-    RS_ASSERT(n_lang >= 2);
-    std::vector<double> s((size_t)n_lang * (size_t)n_expert);
-    for (int e = 0; e < n_expert; ++e) {
-        // the largest and second-largest f over languages give max_{L'≠L} for every L in one pass
-        double best = -std::numeric_limits<double>::infinity(), second = best;
-        int best_lang = -1;
-        for (int l = 0; l < n_lang; ++l) {
-            const double v = freq(f, n_expert, l, e);
-            if (v > best)
-                second = best, best = v, best_lang = l;
-            else if (v > second)
-                second = v;
-        }
-        for (int l = 0; l < n_lang; ++l) {
-            // specificity(e, L) = f_L(e) − max_{L'≠L} f_L'(e)  (RISE, our operationalisation)
-            const double other_max = l == best_lang ? second : best;
-            s[(size_t)l * (size_t)n_expert + (size_t)e] = freq(f, n_expert, l, e) - other_max;
-        }
-    }
-    return s;
-}
-
-std::vector<double> overlap_scores(std::span<const double> f, int n_lang, int n_expert) {
-    check_shape(f, n_lang, n_expert);
-    std::vector<double> o((size_t)n_expert);
-    for (int e = 0; e < n_expert; ++e) {
-        // overlap(e) = min_L f_L(e)  (RISE, our operationalisation)
-        double m = freq(f, n_expert, 0, e);
-        for (int l = 1; l < n_lang; ++l) m = std::min(m, freq(f, n_expert, l, e));
-        o[(size_t)e] = m;
-    }
-    return o;
-}
 
 std::vector<int> top_experts(std::span<const double> scores, int m) {
     RS_ASSERT(m >= 0);
@@ -167,7 +122,7 @@ double routing_isolation(std::span<const double> f_a, std::span<const double> f_
 }
 
 std::vector<double> routing_isolation_matrix(std::span<const double> f, int n_lang, int n_expert, int m) {
-    check_shape(f, n_lang, n_expert);
+    RS_ASSERT(n_lang >= 1 && n_expert >= 1 && f.size() == (size_t)n_lang * (size_t)n_expert);
     std::vector<double> out((size_t)n_lang * (size_t)n_lang, 1.0);
     auto row = [&](int l) { return f.subspan((size_t)l * (size_t)n_expert, (size_t)n_expert); };
     for (int a = 0; a < n_lang; ++a)
@@ -176,67 +131,6 @@ std::vector<double> routing_isolation_matrix(std::span<const double> f, int n_la
             out[(size_t)a * (size_t)n_lang + (size_t)b] = j;
             out[(size_t)b * (size_t)n_lang + (size_t)a] = j;
         }
-    return out;
-}
-
-std::vector<SelectedExpert> tripartite_selection(std::span<const std::vector<double>> f_per_layer, int n_lang,
-                                                 int n_expert, int target_lang, int mid_first, int mid_last,
-                                                 const TripartiteOptions & opt) {
-    RS_ASSERT(target_lang >= 0 && target_lang < n_lang && mid_first <= mid_last);
-    RS_ASSERT(opt.n_specific >= 0 && opt.n_universal >= 0);
-    std::vector<SelectedExpert> out;
-    for (size_t l = 0; l < f_per_layer.size(); ++l) {
-        const std::vector<double> & f = f_per_layer[l];
-        check_shape(f, n_lang, n_expert);
-        const bool middle = (int)l >= mid_first && (int)l <= mid_last;
-        // middle layers: universal experts by overlap; shallow/deep layers: specific experts by specificity
-        std::vector<double> score;
-        if (middle) {
-            score = overlap_scores(f, n_lang, n_expert);
-        } else {
-            const std::vector<double> s = specificity_scores(f, n_lang, n_expert);
-            const auto first = s.begin() + (ptrdiff_t)target_lang * n_expert;
-            score.assign(first, first + n_expert);
-        }
-        const int n = middle ? opt.n_universal : opt.n_specific;
-        for (const int e : top_experts(score, n)) {
-            if (!(score[(size_t)e] > 0.0)) break;  // ranked best first: the rest score ≤ 0 too
-            out.push_back(SelectedExpert{(int)l, e, middle ? ExpertRole::universal : ExpertRole::specific,
-                                         score[(size_t)e]});
-        }
-    }
-    return out;
-}
-
-SharedExclusive shared_and_exclusive(std::span<const double> f, int n_lang, int n_expert, double threshold) {
-    check_shape(f, n_lang, n_expert);
-    SharedExclusive out;
-    out.exclusive.resize((size_t)n_lang);
-    out.shared_mass.assign((size_t)n_lang, 0.0);
-    out.exclusive_mass.assign((size_t)n_lang, 0.0);
-    std::vector<double> total((size_t)n_lang, 0.0);
-    for (int e = 0; e < n_expert; ++e) {
-        int n_above = 0, only = -1;
-        for (int l = 0; l < n_lang; ++l) {
-            total[(size_t)l] += freq(f, n_expert, l, e);
-            if (freq(f, n_expert, l, e) > threshold) ++n_above, only = l;
-        }
-        if (n_above == n_lang) {
-            out.shared.push_back(e);
-            for (int l = 0; l < n_lang; ++l) out.shared_mass[(size_t)l] += freq(f, n_expert, l, e);
-        } else if (n_above == 1) {
-            out.exclusive[(size_t)only].push_back(e);
-            out.exclusive_mass[(size_t)only] += freq(f, n_expert, only, e);
-        }
-    }
-    for (int l = 0; l < n_lang; ++l) {
-        if (!(total[(size_t)l] > 0.0)) {
-            out.shared_mass[(size_t)l] = out.exclusive_mass[(size_t)l] = 0.0;
-            continue;
-        }
-        out.shared_mass[(size_t)l] /= total[(size_t)l];
-        out.exclusive_mass[(size_t)l] /= total[(size_t)l];
-    }
     return out;
 }
 

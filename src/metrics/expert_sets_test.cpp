@@ -1,5 +1,6 @@
 // specialisation.h and language_experts.h: Δ of Eq. 3 (bounds, strict τ), multilingual experts, set
-// overlaps, and our RISE/Chen operationalisation on a hand-made frequency table (values in the comments).
+// overlaps, and the routing isolation of two languages on a hand-made frequency table (values in the
+// comments). RISE and Chen et al.: rise_test.cpp, chen_test.cpp.
 #include <gtest/gtest.h>
 
 #include <vector>
@@ -77,7 +78,7 @@ TEST(SetOverlap, Layered) {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// RISE / Chen et al. (our operationalisation) on a hand-made 3-language × 4-expert frequency table:
+// Routing isolation (ours) on a hand-made 3-language × 4-expert frequency table:
 //
 //        e0   e1   e2   e3
 //   L0  0.9  0.5  0.1  0.5     (row sum 2.0)
@@ -86,24 +87,7 @@ TEST(SetOverlap, Layered) {
 
 const std::vector<double> kF{0.9, 0.5, 0.1, 0.5, 0.2, 0.6, 0.1, 0.4, 0.1, 0.4, 0.8, 0.2};
 
-TEST(LanguageExperts, Specificity) {
-    // specificity(e, L) = f_L(e) − max_{L'≠L} f_L'(e):
-    //   e0: L0 .9−.2 = .7, L1 .2−.9 = −.7, L2 .1−.9 = −.8
-    //   e1: L0 .5−.6 = −.1, L1 .6−.5 = .1, L2 .4−.6 = −.2
-    //   e2: L0 .1−.8 = −.7, L1 .1−.8 = −.7, L2 .8−.1 = .7
-    //   e3: L0 .5−.4 = .1, L1 .4−.5 = −.1, L2 .2−.5 = −.3
-    const std::vector<double> want{0.7, -0.1, -0.7, 0.1, -0.7, 0.1, -0.7, -0.1, -0.8, -0.2, 0.7, -0.3};
-    const auto s = rs::specificity_scores(kF, 3, 4);
-    ASSERT_EQ(s.size(), want.size());
-    for (size_t i = 0; i < s.size(); ++i) EXPECT_NEAR(s[i], want[i], 1e-12) << i;
-    // a tie for the maximum gives 0 to both languages
-    const auto t = rs::specificity_scores(std::vector<double>{0.5, 0.5}, 2, 1);
-    EXPECT_EQ(t, (std::vector<double>{0.0, 0.0}));
-}
-
-TEST(LanguageExperts, OverlapAndTop) {
-    // overlap(e) = min_L f_L(e) = {.1, .4, .1, .2}
-    EXPECT_EQ(rs::overlap_scores(kF, 3, 4), (std::vector<double>{0.1, 0.4, 0.1, 0.2}));
+TEST(LanguageExperts, TopExperts) {
     // L0 ranked: e0 (.9), then e1 and e3 tie at .5 → smaller id e1 first, then e3, e2
     const std::vector<double> l0(kF.begin(), kF.begin() + 4);
     EXPECT_EQ(rs::top_experts(l0, 4), (std::vector<int>{0, 1, 3, 2}));
@@ -122,50 +106,6 @@ TEST(LanguageExperts, RoutingIsolation) {
     // top-2: L0 {0,1}, L1 {1,3}: J = 1/3
     const std::vector<double> l0(kF.begin(), kF.begin() + 4), l1(kF.begin() + 4, kF.begin() + 8);
     EXPECT_DOUBLE_EQ(rs::routing_isolation(l0, l1, 2), 1.0 / 3.0);
-}
-
-TEST(LanguageExperts, Tripartite) {
-    // three layers with the same table, middle = [1, 1], target L2, n = 2 per layer:
-    //   layer 0 (shallow): L2 specificity {−.8, −.2, .7, −.3} → e2 only (the next best is ≤ 0)
-    //   layer 1 (middle):  overlap {.1, .4, .1, .2} → e1 (.4), e3 (.2)
-    //   layer 2 (deep):    e2 again
-    const std::vector<std::vector<double>> layers{kF, kF, kF};
-    const auto sel = rs::tripartite_selection(layers, 3, 4, 2, 1, 1, {.n_specific = 2, .n_universal = 2});
-    ASSERT_EQ(sel.size(), 4u);
-    EXPECT_EQ(sel[0].layer, 0);
-    EXPECT_EQ(sel[0].expert, 2);
-    EXPECT_EQ(sel[0].role, rs::ExpertRole::specific);
-    EXPECT_NEAR(sel[0].score, 0.7, 1e-12);
-    EXPECT_EQ(sel[1].layer, 1);
-    EXPECT_EQ(sel[1].expert, 1);
-    EXPECT_EQ(sel[1].role, rs::ExpertRole::universal);
-    EXPECT_DOUBLE_EQ(sel[1].score, 0.4);
-    EXPECT_EQ(sel[2].expert, 3);
-    EXPECT_EQ(sel[3].layer, 2);
-    EXPECT_EQ(sel[3].expert, 2);
-    EXPECT_EQ(sel[3].role, rs::ExpertRole::specific);
-}
-
-TEST(LanguageExperts, SharedAndExclusive) {
-    // θ = 0.3: e0 above only in L0 → exclusive to L0; e1 above in all → shared; e2 only in L2 → exclusive
-    // to L2; e3 above in L0 and L1 → neither.
-    // shared mass: L0 .5/2.0 = .25, L1 .6/1.3, L2 .4/1.5; exclusive mass: L0 .9/2.0 = .45, L1 0, L2 .8/1.5
-    const auto se = rs::shared_and_exclusive(kF, 3, 4, 0.3);
-    EXPECT_EQ(se.shared, (std::vector<int>{1}));
-    ASSERT_EQ(se.exclusive.size(), 3u);
-    EXPECT_EQ(se.exclusive[0], (std::vector<int>{0}));
-    EXPECT_TRUE(se.exclusive[1].empty());
-    EXPECT_EQ(se.exclusive[2], (std::vector<int>{2}));
-    EXPECT_NEAR(se.shared_mass[0], 0.25, 1e-12);
-    EXPECT_NEAR(se.shared_mass[1], 0.6 / 1.3, 1e-12);
-    EXPECT_NEAR(se.shared_mass[2], 0.4 / 1.5, 1e-12);
-    EXPECT_NEAR(se.exclusive_mass[0], 0.45, 1e-12);
-    EXPECT_EQ(se.exclusive_mass[1], 0.0);
-    EXPECT_NEAR(se.exclusive_mass[2], 0.8 / 1.5, 1e-12);
-    // θ above everything: nothing shared or exclusive
-    const auto none = rs::shared_and_exclusive(kF, 3, 4, 0.95);
-    EXPECT_TRUE(none.shared.empty());
-    for (const auto & x : none.exclusive) EXPECT_TRUE(x.empty());
 }
 
 }  // namespace

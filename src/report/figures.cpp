@@ -307,6 +307,104 @@ Figure experts_per_layer_figure(const Inputs & in) {
     return f;
 }
 
+// ---- Chen et al. 2026: shared and language-exclusive experts ---------------------------------------------
+Figure chen_figure(const Inputs & in) {
+    const std::string id = "chen_sets", sec = "Shared and exclusive experts (Chen et al.)",
+                      title = "Shared and language-exclusive experts per layer";
+    if (!in.chen) return absent(id, sec, title, "no `experts --method chen` table");
+    std::map<std::pair<std::string, int>, int> n;  // (language or "shared", layer) -> experts
+    std::map<int, std::set<int>> shared;
+    for (const auto & r : in.chen->records({"layer", "expert", "lang", "shared", "exclusive"})) {
+        const int l = r["layer"].get<int>();
+        n[{r["lang"].get<std::string>(), l}] += r["exclusive"] == 1;
+        if (r["shared"] == 1) shared[l].insert(r["expert"].get<int>());
+        n[{"shared", l}];
+    }
+    if (n.empty()) return absent(id, sec, title, "the chen table has no rows");
+    json values = json::array();
+    for (const auto & [key, count] : n)
+        values.push_back({{"lang", key.first},
+                          {"layer", key.second},
+                          {"experts", key.first == "shared" ? (int)shared[key.second].size() : count}});
+    const json p = in.chen_json.is_object() ? in.chen_json.value("params", json::object()) : json::object();
+    const std::string params = p.contains("top") ? fmt::format("top-{} per language, θ = {}",
+                                                               p.value("top", 0), p.value("threshold", 0.0))
+                                                 : "";
+    Figure f{id, sec, title, "", nullptr, ""};
+    f.caption = fmt::format(
+        "Per layer, the experts exclusive to each language (its share of the expert's top-k frequency above "
+        "θ) "
+        "and the shared experts (some share > 0, every share below θ; line \"shared\"), as Chen et al. 2026 "
+        "define them in their code (intervention/vllm_intervention_flores.py; {}). Their finding: "
+        "high-resource languages lean on shared experts, low-resource ones on exclusive experts.",
+        params.empty() ? "parameters in the experts JSON" : params);
+    f.spec = per_layer_lines(in, title, params, values, "experts", "experts", false);
+    return f;
+}
+
+// ---- RISE (Zheng et al. 2026): zones and the selected subnetwork ------------------------------------------
+Figure rise_figure(const Inputs & in) {
+    const std::string id = "rise_subnetwork", sec = "RISE subnetwork (Zheng et al.)",
+                      title = "RISE zones and selected experts";
+    if (!in.rise) return absent(id, sec, title, "no `experts --method rise` table");
+    json values = in.rise->records({"zone", "layer", "expert", "score", "specificity", "overlap"});
+    if (values.empty()) return absent(id, sec, title, "the rise table selects no expert");
+    const json zone_color = {
+        {"field", "zone"},
+        {"type", "nominal"},
+        {"title", "zone"},
+        {"scale", {{"domain", {"shallow", "middle", "deep"}}, {"range", {"#4c78a8", "#f58518", "#54a24b"}}}}};
+    json layers = json::array();
+    std::string target, subtitle;
+    if (in.rise_json.is_object() && in.rise_json.contains("zones") && in.rise_json["zones"].is_object()) {
+        json bands = json::array();
+        for (const char * z : {"shallow", "middle", "deep"}) {
+            const json b = in.rise_json["zones"].value(z, json::array());
+            if (!b.is_array() || b.empty()) continue;
+            bands.push_back(
+                {{"zone", z}, {"first", b.front().get<int>() - 0.5}, {"last", b.back().get<int>() + 0.5}});
+        }
+        layers.push_back({{"data", {{"values", bands}}},
+                          {"mark", {{"type", "rect"}, {"opacity", 0.12}}},
+                          {"encoding",
+                           {{"x", {{"field", "first"}, {"type", "quantitative"}}},
+                            {"x2", {{"field", "last"}}},
+                            {"color", zone_color},
+                            {"tooltip", {{{"field", "zone"}, {"type", "nominal"}}}}}}});
+        const json p = in.rise_json.value("params", json::object());
+        target = p.value("target_lang", "");
+        subtitle =
+            fmt::format("target {}, K = {}, α = {}", target, p.value("budget", 0), p.value("alpha", 0.0));
+    }
+    layers.push_back(
+        {{"mark", {{"type", "square"}, {"size", 60}, {"opacity", 0.9}}},
+         {"encoding",
+          {{"x", layer_axis(values)},
+           {"y", {{"field", "expert"}, {"type", "quantitative"}, {"title", "expert"}}},
+           {"color", zone_color},
+           {"tooltip",
+            {{{"field", "zone"}, {"type", "nominal"}},
+             {{"field", "layer"}, {"type", "quantitative"}},
+             {{"field", "expert"}, {"type", "quantitative"}},
+             {{"field", "score"}, {"type", "quantitative"}, {"format", ".4f"}, {"title", "composite score"}},
+             {{"field", "specificity"}, {"type", "quantitative"}, {"format", ".4f"}},
+             {{"field", "overlap"}, {"type", "quantitative"}, {"format", ".4f"}}}}}}});
+    Figure f{id, sec, title, "", nullptr, ""};
+    f.caption =
+        "The expert subnetwork RISE selects for fine-tuning (Zheng et al. 2026, Algorithm 1, as "
+        "rise/expert_selector.py computes it): layers split into shallow, middle and deep zones by depth "
+        "(shaded); in the shallow and deep zones the experts with the highest composite specificity "
+        "S·(1 + α·a) for the target language, in the middle zone those with the highest composite overlap "
+        "O·(1 + α·ā), each zone's budget ranked across all its layers.";
+    json s = base_spec(title, subtitle);
+    s["width"] = 620;
+    s["height"] = 300;
+    s["data"] = {{"values", values}};
+    s["layer"] = layers;
+    f.spec = s;
+    return f;
+}
+
 // ---- language × language divergence and its clustering -------------------------------------------------
 // Dendrogram segments of an average-linkage merge list (clusters.json: leaves 0..n-1, merge m makes
 // node n+m), laid out over the leaf order: leaf x = rank + 0.5, node x = mean of its children, y = the
@@ -576,9 +674,17 @@ Figure steering_delta_figure(const Inputs & in) {
 }  // namespace
 
 std::vector<Figure> build_figures(const Inputs & in) {
-    return {divergence_figure(in),   entropy_figure(in),           consistency_figure(in),
-            expert_delta_figure(in), experts_per_layer_figure(in), pairwise_figure(in),
-            isolation_figure(in),    steering_accuracy_figure(in), steering_delta_figure(in)};
+    return {divergence_figure(in),
+            entropy_figure(in),
+            consistency_figure(in),
+            expert_delta_figure(in),
+            experts_per_layer_figure(in),
+            pairwise_figure(in),
+            isolation_figure(in),
+            chen_figure(in),
+            rise_figure(in),
+            steering_accuracy_figure(in),
+            steering_delta_figure(in)};
 }
 
 }  // namespace rs::report

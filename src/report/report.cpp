@@ -133,6 +133,14 @@ Inputs find_inputs(const ReportOptions & opt) {
                  starts_with(first_line(p), "layer,expert,freq_target")) {
             take_table(in.experts, p);  // `experts` writes X.json (with τ) beside X.csv
             if (auto j = fs::path(p).replace_extension(".json"); fs::exists(j)) take_json(in.experts_json, j);
+        } else if (p.extension() == ".csv" && !in.chen &&
+                   starts_with(first_line(p), "layer,expert,lang,freq,share,shared,exclusive")) {
+            take_table(in.chen, p);  // `experts --method chen`
+            if (auto j = fs::path(p).replace_extension(".json"); fs::exists(j)) take_json(in.chen_json, j);
+        } else if (p.extension() == ".csv" && !in.rise &&
+                   starts_with(first_line(p), "zone,layer,expert,score,")) {
+            take_table(in.rise, p);  // `experts --method rise`: the selected subnetwork
+            if (auto j = fs::path(p).replace_extension(".json"); fs::exists(j)) take_json(in.rise_json, j);
         }
     }
     if (!opt.scores.empty()) in.scores = read_scores(opt.scores);

@@ -27,7 +27,9 @@ struct Table {
 // Everything the figures are drawn from; a missing input stays empty.
 struct Inputs {
     std::optional<Table> divergence, entropy, consistency, pairwise, isolation, experts, compare;
+    std::optional<Table> chen, rise;       // `experts --method chen | rise` tables
     json clusters, summary, experts_json;  // null when absent
+    json chen_json, rise_json;             // their experts.json (params, zones)
     std::map<std::string, double> scores;  // lang -> score (--scores)
     std::vector<std::string> files;        // paths read
 };

@@ -97,6 +97,48 @@ TEST_P(SteerArch, SoftShiftsByLambdaStd) {
         }
 }
 
+// The authors' two rules on what the router sees, against formulas computed here from the unsteered input:
+// chen z_e + λ·s_e·|z_e| (Chen et al.), steermoe the log-softmax with max + 0.01 / min − 0.01 (SteerMoE).
+TEST_P(SteerArch, ChenAndSteerMoeTransformTheRoutersInput) {
+    auto f = make(GetParam());
+    const auto & mi = f.eng->info();
+    const int L = (int)mi.moe_layers.size(), E = mi.n_expert;
+    const int il = mi.moe_layers[1], slot = 1;
+    const auto base = f.eng->record(f.toks);
+    for (const bool chen : {true, false}) {
+        f.eng->set_steering(
+            plan(*f.eng, chen ? fmt::format(R"({{"rules": [{{"layers": {}, "method": "chen", "lambda": 0.5,
+                                                       "coefficients": {{"{}": {{"2": 0.5, "6": 0.25}}}}}}]}})",
+                                            il, il)
+                              : fmt::format(R"({{"rules": [{{"layers": {}, "experts": [2], "deactivate": [6],
+                                                       "method": "steermoe"}}]}})",
+                                            il)));
+        const auto st = f.eng->record(f.toks);
+        f.eng->set_steering({});
+        for (size_t s = 0; s < st.size(); ++s)
+            for (size_t t = 0; t < f.toks[s].size(); ++t) {
+                const float * z0 = &base[s].logits[(t * L + slot) * E];
+                const float * z1 = &st[s].logits[(t * L + slot) * E];
+                std::vector<double> want(z0, z0 + E);
+                if (chen) {
+                    want[2] += 0.5 * 0.5 * std::fabs(want[2]);
+                    want[6] += 0.5 * 0.25 * std::fabs(want[6]);
+                } else {
+                    double lse = 0;
+                    for (double v : want) lse += std::exp(v);
+                    lse = std::log(lse);
+                    for (double & v : want) v -= lse;
+                    const double hi = *std::max_element(want.begin(), want.end());
+                    const double lo = *std::min_element(want.begin(), want.end());
+                    want[2] = hi + 0.01, want[6] = lo - 0.01;
+                }
+                for (int e = 0; e < E; ++e)
+                    ASSERT_NEAR(z1[e], want[e], 1e-5 * (1 + std::fabs(want[e])))
+                        << (chen ? "chen" : "steermoe") << " token " << t << " expert " << e;
+            }
+    }
+}
+
 TEST_P(SteerArch, EmptySpecIsBitIdentical) {
     auto f = make(GetParam());
     const auto a = f.eng->output_logits(f.toks);

@@ -6,10 +6,15 @@
 //   {"seed": 0, "experts_file": "experts.json",            // optional: named sets from `experts`
 //    "rules": [{"layers": "4:8", "experts": [3, 7], "method": "force"},
 //              {"layers": "all", "set": "multilingual", "method": "soft", "lambda": 0.5},
-//              {"layers": [2, 5], "experts": {"2": [1], "5": [4, 6]}, "method": "suppress"}]}
+//              {"layers": [2, 5], "experts": {"2": [1], "5": [4, 6]}, "method": "suppress"},
+//              {"layers": "10:39", "set": "shared", "method": "chen", "lambda": 0.022},
+//              {"layers": "all", "set": "activate", "deactivate_set": "deactivate", "method": "steermoe"}]}
 // layers: "a:b" (block indices, inclusive), "all", an integer or a list; rules may target only MoE
 // blocks. experts: a list (same set in every layer), a {"<layer>": [ids]} map, or "set": a name
 // in experts_file (its "sets" object, resolved relative to the spec's directory).
+// chen takes each expert's coefficient s_e from experts_file's "coefficients" ({"<layer>": {"<e>": s}},
+// written by `experts --method chen`) or from the rule's own "coefficients" map (which then also names
+// the experts). steermoe activates "experts"/"set" and deactivates "deactivate"/"deactivate_set".
 #pragma once
 
 #include <cstdint>
@@ -23,13 +28,15 @@
 
 namespace rs {
 
-enum class SteerMethod { soft, force, suppress };
+enum class SteerMethod { soft, force, suppress, chen, steermoe };
 
 struct SteerOp {
     SteerMethod method = SteerMethod::soft;
-    double lambda = 0.0;  // soft: z_k += λ·std(z); λ < 0 suppresses softly
+    double lambda = 0.0;  // soft: z_k += λ·std(z); λ < 0 suppresses softly. chen: z_k += λ·s_k·|z_k|
     double margin = 1.0;  // suppress: z_k = min(z) − margin
-    std::vector<int> experts;
+    std::vector<int> experts;  // steermoe: the activated experts
+    std::vector<double> coef;  // chen: s_k of each of `experts`
+    std::vector<int> off;      // steermoe: the deactivated experts
 };
 
 // A validated spec, compiled per block: ops[il] applies to block il in rule order.
@@ -56,6 +63,9 @@ SteerPlan steer_plan_from_json(const nlohmann::json & spec, const ModelInfo & mo
 //   soft:     z_k ← z_k + λ·s,  s = population std of the E logits (before this op)
 //   force:    z_k ← max(z) + ε_k
 //   suppress: z_k ← min(z) − margin
+//   chen:     z_k ← z_k + λ·s_k·|z_k|            (Chen et al. 2026, routing-guided steering)
+//   steermoe: z ← log_softmax(z); then z_a ← max(z) + 0.01 for activated a, z_d ← min(z) − 0.01 for
+//             deactivated d, max and min of the unmodified log-softmax (SteerMoE, Fayyaz et al. 2025)
 void steer_logits(std::span<float> z, std::span<const SteerOp> ops, uint64_t seed, int il,
                   uint64_t token_key);
 

@@ -43,7 +43,10 @@ int SteerPlan::n_steered_experts() const {
     int n = 0;
     for (const auto & block : ops) {
         std::set<int> ids;
-        for (const auto & op : block) ids.insert(op.experts.begin(), op.experts.end());
+        for (const auto & op : block) {
+            ids.insert(op.experts.begin(), op.experts.end());
+            ids.insert(op.off.begin(), op.off.end());
+        }
         n += (int)ids.size();
     }
     return n;
@@ -57,6 +60,10 @@ static const char * method_name(SteerMethod m) {
             return "force";
         case SteerMethod::suppress:
             return "suppress";
+        case SteerMethod::chen:
+            return "chen";
+        case SteerMethod::steermoe:
+            return "steermoe";
     }
     return "?";
 }
@@ -64,12 +71,16 @@ static const char * method_name(SteerMethod m) {
 nlohmann::json SteerPlan::to_json() const {
     nlohmann::json rules = nlohmann::json::array();
     for (size_t il = 0; il < ops.size(); ++il)
-        for (const auto & op : ops[il])
-            rules.push_back({{"layer", il},
-                             {"method", method_name(op.method)},
-                             {"lambda", op.lambda},
-                             {"margin", op.margin},
-                             {"experts", op.experts}});
+        for (const auto & op : ops[il]) {
+            nlohmann::json r = {{"layer", il},
+                                {"method", method_name(op.method)},
+                                {"lambda", op.lambda},
+                                {"margin", op.margin},
+                                {"experts", op.experts}};
+            if (!op.coef.empty()) r["coefficients"] = op.coef;
+            if (!op.off.empty()) r["deactivate"] = op.off;
+            rules.push_back(std::move(r));
+        }
     return {{"seed", seed}, {"ops", rules}};
 }
 
@@ -181,6 +192,29 @@ double number(const nlohmann::json & rule, const char * key, const std::string &
     return v.get<double>();
 }
 
+// One block of a chen "coefficients" map, {"<expert>": s}: the experts (ascending) and their s.
+std::pair<std::vector<int>, std::vector<double>> coefficient_map(const nlohmann::json & j,
+                                                                 const ModelInfo & m,
+                                                                 const std::string & where) {
+    if (!j.is_object())
+        throw Error(fmt::format("{}: a block of \"coefficients\" must be {{\"<expert>\": s}}", where));
+    std::vector<std::pair<int, double>> v;
+    for (auto it = j.begin(); it != j.end(); ++it) {
+        const std::string & k = it.key();
+        if (k.empty() || k.size() > 9 || k.find_first_not_of("0123456789") != std::string::npos)
+            throw Error(
+                fmt::format("{}: \"coefficients\" key \"{}\" is not an expert id", where, printable(k)));
+        const int e = expert_list(nlohmann::json::array({std::stoi(k)}), m, where)[0];  // range check
+        if (!it->is_number() || !std::isfinite(it->get<double>()))
+            throw Error(fmt::format("{}: coefficient of expert {} must be a finite number", where, e));
+        v.emplace_back(e, it->get<double>());
+    }
+    std::sort(v.begin(), v.end());
+    std::pair<std::vector<int>, std::vector<double>> out;
+    for (const auto & [e, s] : v) out.first.push_back(e), out.second.push_back(s);
+    return out;
+}
+
 }  // namespace
 
 SteerPlan steer_plan_from_json(const nlohmann::json & spec, const ModelInfo & m,
@@ -195,7 +229,7 @@ SteerPlan steer_plan_from_json(const nlohmann::json & spec, const ModelInfo & m,
         plan.seed = spec["seed"].get<uint64_t>();
     }
     plan.ops.assign(m.n_layer, {});
-    nlohmann::json sets;
+    nlohmann::json sets, coefficients;  // experts_file's "sets" and (method chen) "coefficients"
     if (spec.contains("experts_file")) {
         if (!spec["experts_file"].is_string())
             throw Error("steering spec: \"experts_file\" must be a file name (a string)");
@@ -214,6 +248,7 @@ SteerPlan steer_plan_from_json(const nlohmann::json & spec, const ModelInfo & m,
         if (!sets.is_object() || !sets.contains("sets") || !sets["sets"].is_object())
             throw Error(
                 fmt::format("{}: has no \"sets\" object (write it with `routescope experts`)", p.string()));
+        if (sets.contains("coefficients")) coefficients = nlohmann::json(sets["coefficients"]);
         sets = nlohmann::json(sets["sets"]);
         for (auto it = sets.begin(); it != sets.end(); ++it)
             if (!it->is_object())
@@ -224,9 +259,13 @@ SteerPlan steer_plan_from_json(const nlohmann::json & spec, const ModelInfo & m,
         const auto & rule = spec["rules"][r];
         const std::string where = fmt::format("steering rule {}", r);
         if (!rule.is_object()) throw Error(fmt::format("{}: a rule must be an object", where));
-        check_keys(rule, {"layers", "experts", "set", "method", "lambda", "margin"}, where);
+        check_keys(rule,
+                   {"layers", "experts", "set", "method", "lambda", "margin", "coefficients", "deactivate",
+                    "deactivate_set"},
+                   where);
         if (!rule.contains("method") || !rule["method"].is_string())
-            throw Error(fmt::format("{}: \"method\" must be \"soft\", \"force\" or \"suppress\"", where));
+            throw Error(fmt::format(
+                "{}: \"method\" must be \"soft\", \"force\", \"suppress\", \"chen\" or \"steermoe\"", where));
         const std::string method = rule["method"].get<std::string>();
         SteerOp base;
         if (method == "soft") {
@@ -237,6 +276,19 @@ SteerPlan steer_plan_from_json(const nlohmann::json & spec, const ModelInfo & m,
             if (std::fabs(base.lambda) > kMaxLambda)
                 throw Error(fmt::format("{}: lambda {} is outside [-{}, {}] (steered logits would overflow)",
                                         where, base.lambda, kMaxLambda, kMaxLambda));
+        } else if (method == "chen") {
+            base.method = SteerMethod::chen;
+            if (!rule.contains("lambda") || !rule["lambda"].is_number())
+                throw Error(
+                    fmt::format("{}: method chen needs a numeric \"lambda\" (the authors use 0.022 "
+                                "to 0.034)",
+                                where));
+            base.lambda = number(rule, "lambda", where);
+            if (std::fabs(base.lambda) > kMaxLambda)
+                throw Error(fmt::format("{}: lambda {} is outside [-{}, {}] (steered logits would overflow)",
+                                        where, base.lambda, kMaxLambda, kMaxLambda));
+        } else if (method == "steermoe") {
+            base.method = SteerMethod::steermoe;
         } else if (method == "force") {
             base.method = SteerMethod::force;
         } else if (method == "suppress") {
@@ -245,37 +297,94 @@ SteerPlan steer_plan_from_json(const nlohmann::json & spec, const ModelInfo & m,
             if (!(base.margin > 0) || base.margin > kMaxMargin)
                 throw Error(fmt::format("{}: margin must be in (0, {}]", where, kMaxMargin));
         } else {
-            throw Error(
-                fmt::format("{}: method '{}' is not soft, force or suppress", where, printable(method)));
+            throw Error(fmt::format("{}: method '{}' is not soft, force, suppress, chen or steermoe", where,
+                                    printable(method)));
         }
-        if (rule.contains("lambda") && base.method != SteerMethod::soft)
-            throw Error(fmt::format("{}: \"lambda\" applies to method soft only", where));
+        if (rule.contains("lambda") && base.method != SteerMethod::soft && base.method != SteerMethod::chen)
+            throw Error(fmt::format("{}: \"lambda\" applies to methods soft and chen only", where));
+        if (rule.contains("coefficients") && base.method != SteerMethod::chen)
+            throw Error(fmt::format("{}: \"coefficients\" applies to method chen only", where));
+        if ((rule.contains("deactivate") || rule.contains("deactivate_set")) &&
+            base.method != SteerMethod::steermoe)
+            throw Error(
+                fmt::format("{}: \"deactivate\"/\"deactivate_set\" apply to method steermoe only", where));
+        if (rule.contains("deactivate") && rule.contains("deactivate_set"))
+            throw Error(fmt::format("{}: give either \"deactivate\" or \"deactivate_set\", not both", where));
+        if (base.method == SteerMethod::chen && rule.contains("coefficients") &&
+            (rule.contains("set") || rule.contains("experts")))
+            throw Error(
+                fmt::format("{}: method chen takes \"coefficients\" or \"set\"/\"experts\", not both "
+                            "(the coefficients name the experts)",
+                            where));
         if (rule.contains("margin") && base.method != SteerMethod::suppress)
             throw Error(fmt::format("{}: \"margin\" applies to method suppress only", where));
         if (rule.contains("set") && rule.contains("experts"))
             throw Error(fmt::format("{}: give either \"experts\" or \"set\", not both", where));
-        if (rule.contains("set") && !rule["set"].is_string())
-            throw Error(fmt::format("{}: \"set\" must be a set name (a string)", where));
+        for (const char * k : {"set", "deactivate_set"})
+            if (rule.contains(k) && !rule[k].is_string())
+                throw Error(fmt::format("{}: \"{}\" must be a set name (a string)", where, k));
+        const bool named = rule.contains("set") || rule.contains("experts") ||
+                           (base.method == SteerMethod::chen && rule.contains("coefficients"));
+        if (!named && !(base.method == SteerMethod::steermoe &&
+                        (rule.contains("deactivate") || rule.contains("deactivate_set"))))
+            throw Error(fmt::format("{}: give \"experts\" or \"set\"", where));
         const auto layers =
             parse_layers(rule.contains("layers") ? rule["layers"] : nlohmann::json(), m, where);
-        for (int il : layers) {
-            const std::string key = std::to_string(il);
-            std::vector<int> experts;
-            if (rule.contains("set")) {
-                const auto name = rule["set"].get<std::string>();
+        // The experts a rule names in block `key`: from a set of experts_file, a {"<layer>": [ids]} map or a
+        // list (the same in every block).
+        auto named_experts = [&](const char * list_key, const char * set_key, const std::string & key) {
+            if (rule.contains(set_key)) {
+                const auto name = rule[set_key].get<std::string>();
                 if (sets.is_null())
-                    throw Error(fmt::format("{}: \"set\" needs \"experts_file\" in the spec", where));
+                    throw Error(fmt::format("{}: \"{}\" needs \"experts_file\" in the spec", where, set_key));
                 if (!sets.contains(name))
                     throw Error(fmt::format("{}: unknown expert set '{}'", where, printable(name)));
-                if (sets[name].contains(key)) experts = expert_list(sets[name][key], m, where);
-            } else if (rule.contains("experts") && rule["experts"].is_object()) {
-                if (rule["experts"].contains(key)) experts = expert_list(rule["experts"][key], m, where);
-            } else if (rule.contains("experts")) {
-                experts = expert_list(rule["experts"], m, where);
-            } else {
-                throw Error(fmt::format("{}: give \"experts\" or \"set\"", where));
+                return sets[name].contains(key) ? expert_list(sets[name][key], m, where) : std::vector<int>{};
             }
-            if (experts.empty()) continue;  // a set may be empty in some layers
+            if (!rule.contains(list_key)) return std::vector<int>{};
+            if (rule[list_key].is_object())
+                return rule[list_key].contains(key) ? expert_list(rule[list_key][key], m, where)
+                                                    : std::vector<int>{};
+            return expert_list(rule[list_key], m, where);
+        };
+        for (int il : layers) {
+            const std::string key = std::to_string(il);
+            std::vector<int> experts, off;
+            std::vector<double> coef;
+            if (base.method == SteerMethod::chen && rule.contains("coefficients")) {
+                // {"<layer>": {"<expert>": s}}: the experts and their s in one map
+                const auto & c = rule["coefficients"];
+                if (!c.is_object())
+                    throw Error(fmt::format(
+                        "{}: \"coefficients\" must be {{\"<layer>\": {{\"<expert>\": s}}}}", where));
+                if (c.contains(key)) std::tie(experts, coef) = coefficient_map(c[key], m, where);
+            } else {
+                experts = named_experts("experts", "set", key);
+                if (base.method == SteerMethod::chen)  // s_e from experts_file's "coefficients"
+                    for (int e : experts) {
+                        const auto & c = coefficients.is_object() && coefficients.contains(key)
+                                             ? coefficients[key]
+                                             : nlohmann::json();
+                        const std::string ek = std::to_string(e);
+                        if (!c.is_object() || !c.contains(ek) || !c[ek].is_number() ||
+                            !std::isfinite(c[ek].get<double>()))
+                            throw Error(
+                                fmt::format("{}: expert {} of block {} has no coefficient in experts_file's "
+                                            "\"coefficients\" (write the file with `routescope experts "
+                                            "--method chen`, or "
+                                            "give the rule a \"coefficients\" map)",
+                                            where, e, il));
+                        coef.push_back(c[ek].get<double>());
+                    }
+            }
+            if (base.method == SteerMethod::steermoe) {
+                off = named_experts("deactivate", "deactivate_set", key);
+                for (int e : off)
+                    if (std::find(experts.begin(), experts.end(), e) != experts.end())
+                        throw Error(fmt::format("{}: expert {} of block {} is both activated and deactivated",
+                                                where, e, il));
+            }
+            if (experts.empty() && off.empty()) continue;  // a set may be empty in some layers
             // Allowed, as in the paper (Appendix A.6): the jitter ε then decides which k of them win.
             if (base.method == SteerMethod::force && (int)experts.size() > m.top_k)
                 plan.warnings.push_back(fmt::format(
@@ -284,15 +393,19 @@ SteerPlan steer_plan_from_json(const nlohmann::json & spec, const ModelInfo & m,
                     where, experts.size(), il, m.top_k, m.top_k));
             SteerOp op = base;
             op.experts = experts;
+            op.coef = coef;
+            op.off = off;
             plan.ops[il].push_back(op);
         }
-        if (rule.contains("experts") && rule["experts"].is_object())  // keys must name targeted blocks
-            for (auto it = rule["experts"].begin(); it != rule["experts"].end(); ++it)
-                if (std::find(layers.begin(), layers.end(), std::atoi(it.key().c_str())) == layers.end() ||
-                    std::to_string(std::atoi(it.key().c_str())) != it.key())
-                    throw Error(
-                        fmt::format("{}: \"experts\" names block \"{}\", which \"layers\" does not target",
-                                    where, printable(it.key())));
+        for (const char * k : {"experts", "deactivate", "coefficients"})  // keys must name targeted blocks
+            if (rule.contains(k) && rule[k].is_object())
+                for (auto it = rule[k].begin(); it != rule[k].end(); ++it)
+                    if (std::find(layers.begin(), layers.end(), std::atoi(it.key().c_str())) ==
+                            layers.end() ||
+                        std::to_string(std::atoi(it.key().c_str())) != it.key())
+                        throw Error(
+                            fmt::format("{}: \"{}\" names block \"{}\", which \"layers\" does not target",
+                                        where, k, printable(it.key())));
     }
     if (plan.empty() && !spec["rules"].empty())
         throw Error("steering spec: every rule selects an empty expert set; nothing would be steered");
@@ -327,6 +440,9 @@ static double force_jitter(uint64_t seed, int il, int e, uint64_t token_key) {
     return 1e-6 * std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);
 }
 
+// The authors' fixed offset above the maximum / below the minimum (SteerMoE, qwen3_moe.py: ± 0.01).
+constexpr double kSteerMoeMargin = 0.01;
+
 void steer_logits(std::span<float> z, std::span<const SteerOp> ops, uint64_t seed, int il,
                   uint64_t token_key) {
     const size_t E = z.size();
@@ -349,6 +465,33 @@ void steer_logits(std::span<float> z, std::span<const SteerOp> ops, uint64_t see
             case SteerMethod::suppress: {  // z_k = min(z) − margin (never −inf: NaN in softmax_topk)
                 const float zmin = *std::min_element(z.begin(), z.end());
                 for (int e : op.experts) z[e] = (float)((double)zmin - op.margin);
+                break;
+            }
+            case SteerMethod::chen:  // z_k += λ·s_k·|z_k| (Chen et al., qwen3_moe.py Qwen3MoeSparseMoeBlock)
+                for (size_t i = 0; i < op.experts.size(); ++i) {
+                    const int e = op.experts[i];
+                    z[e] = (float)((double)z[e] + op.lambda * op.coef[i] * std::fabs((double)z[e]));
+                }
+                break;
+            case SteerMethod::steermoe: {
+                // SteerMoE (github.com/adobe-research/SteerMoE; the fork JACKPURCELL/SteerMoE,
+                // src/modeling_vllm/qwen3_moe.py): the router's logits become their log-softmax; activated
+                // experts get its max + 0.01, deactivated ones its min − 0.01 (both of the unmodified row).
+                // For softmax gating this is the same distribution as editing z itself; for other gatings
+                // the log-softmax is what the gate then sees, as in the authors' code.
+                double zmax = z[0];
+                for (float v : z) zmax = std::max(zmax, (double)v);
+                double sum = 0;
+                for (float v : z) sum += std::exp((double)v - zmax);
+                const double lse = zmax + std::log(sum);
+                double lmax = -INFINITY, lmin = INFINITY;
+                for (float & v : z) {
+                    const double l = (double)v - lse;
+                    lmax = std::max(lmax, l), lmin = std::min(lmin, l);
+                    v = (float)l;
+                }
+                for (int e : op.experts) z[e] = (float)(lmax + kSteerMoeMargin);
+                for (int e : op.off) z[e] = (float)(lmin - kSteerMoeMargin);
                 break;
             }
         }

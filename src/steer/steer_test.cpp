@@ -172,7 +172,7 @@ TEST(SteerSpec, HardenedParsing) {
     has(R"({"rules": [{"layers": 1, "experts": ["0"], "method": "force"}]})", "integers");
     has(R"({"rules": [{"layers": [1, 1], "experts": [0], "method": "force"}]})", "twice");
     has(R"({"rules": [{"layers": 1, "experts": {"2": [0]}, "method": "force"}]})", "does not target");
-    has(R"({"rules": [{"layers": 1, "experts": [0], "method": "force", "lambda": 1}]})", "soft only");
+    has(R"({"rules": [{"layers": 1, "experts": [0], "method": "force", "lambda": 1}]})", "soft and chen only");
     has(R"({"rules": [3]})", "object");
     has(R"({"experts_file": 3, "rules": []})", "experts_file");
     EXPECT_EQ(plan(R"({"seed": 18446744073709551615, "rules": []})").seed, 18446744073709551615ull);
@@ -214,3 +214,103 @@ TEST(SteerSpec, ExpertsFileOrSpecThatIsADirectory) {
         rs::Error);
     EXPECT_THROW(rs::load_steer_plan((dir / "sub").string(), model()), rs::Error);
 }
+
+namespace {
+
+// Chen et al.: z_k += λ·s_k·|z_k| (qwen3_moe.py). z = [-2, 1, 3, 0.5], λ = 0.5, s = (0.4 for e0, 0.8 for e2):
+// z0 = −2 + 0.5·0.4·2 = −1.6; z2 = 3 + 0.5·0.8·3 = 4.2; the others unchanged. A zero logit stays zero.
+TEST(SteerLogits, ChenScalesByShareAndMagnitude) {
+    std::vector<float> z = {-2.0f, 1.0f, 3.0f, 0.0f};
+    rs::SteerOp op{rs::SteerMethod::chen, 0.5, 1.0, {0, 2, 3}, {0.4, 0.8, 0.9}, {}};
+    rs::steer_logits(z, std::span(&op, 1), 0, 1, 0);
+    EXPECT_FLOAT_EQ(z[0], -1.6f);
+    EXPECT_FLOAT_EQ(z[1], 1.0f);
+    EXPECT_FLOAT_EQ(z[2], 4.2f);
+    EXPECT_EQ(z[3], 0.0f);
+}
+
+// SteerMoE: z = [0, ln 2, ln 3, ln 4] has LSE = ln 10, so log-softmax l = ln([1,2,3,4]/10); activating e0
+// gives l0 = ln 0.4 + 0.01 and deactivating e3 gives l3 = ln 0.1 − 0.01 (max and min of the unmodified l).
+TEST(SteerLogits, SteerMoeOnTheLogSoftmax) {
+    std::vector<float> z = {0.0f, (float)std::log(2.0), (float)std::log(3.0), (float)std::log(4.0)};
+    rs::SteerOp op{rs::SteerMethod::steermoe, 0, 1.0, {0}, {}, {3}};
+    rs::steer_logits(z, std::span(&op, 1), 0, 1, 0);
+    EXPECT_NEAR(z[0], std::log(0.4) + 0.01, 1e-6);
+    EXPECT_NEAR(z[1], std::log(0.2), 1e-6);
+    EXPECT_NEAR(z[2], std::log(0.3), 1e-6);
+    EXPECT_NEAR(z[3], std::log(0.1) - 0.01, 1e-6);
+    // one expert only, activated: l = 0 → 0.01
+    std::vector<float> one = {5.0f};
+    rs::SteerOp only{rs::SteerMethod::steermoe, 0, 1.0, {0}, {}, {}};
+    rs::steer_logits(one, std::span(&only, 1), 0, 1, 0);
+    EXPECT_NEAR(one[0], 0.01, 1e-7);
+}
+
+TEST(SteerSpec, ChenAndSteerMoeRules) {
+    const auto dir = std::filesystem::path(testing::TempDir()) / "rs_steer_chen";
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir / "experts.json") << R"({"sets": {"shared": {"1": [0, 2], "2": [3]},
+        "activate": {"1": [1]}, "deactivate": {"1": [2], "3": [0]}},
+        "coefficients": {"1": {"0": 0.25, "2": 0.5}, "2": {"3": 0.75}}})";
+    const auto p =
+        rs::steer_plan_from_json(nlohmann::json::parse(R"({"experts_file": "experts.json", "rules": [
+        {"layers": "1:2", "set": "shared", "method": "chen", "lambda": 0.02},
+        {"layers": "all", "set": "activate", "deactivate_set": "deactivate", "method": "steermoe"}]})"),
+                                 model(), dir.string());
+    ASSERT_EQ(p.ops[1].size(), 2u);
+    EXPECT_EQ(p.ops[1][0].method, rs::SteerMethod::chen);
+    EXPECT_EQ(p.ops[1][0].experts, (std::vector<int>{0, 2}));
+    EXPECT_EQ(p.ops[1][0].coef, (std::vector<double>{0.25, 0.5}));
+    EXPECT_EQ(p.ops[2][0].coef, (std::vector<double>{0.75}));
+    EXPECT_EQ(p.ops[1][1].experts, (std::vector<int>{1}));
+    EXPECT_EQ(p.ops[1][1].off, (std::vector<int>{2}));
+    ASSERT_EQ(p.ops[3].size(), 1u);  // deactivation only
+    EXPECT_TRUE(p.ops[3][0].experts.empty());
+    EXPECT_EQ(p.ops[3][0].off, (std::vector<int>{0}));
+    EXPECT_TRUE(p.ops[4].empty());
+    EXPECT_EQ(p.n_steered_experts(), 3 + 1 + 1);  // block 1: {0, 1, 2}; block 2: {3}; block 3: {0}
+    EXPECT_TRUE(p.forced_experts(1).empty());     // steermoe edits the logits only, as the authors' code
+    // inline coefficients name the experts
+    const auto q = plan(R"({"rules": [{"layers": [3], "method": "chen", "lambda": 0.03,
+                                       "coefficients": {"3": {"2": 0.6, "0": 0.1}}}]})");
+    EXPECT_EQ(q.ops[3][0].experts, (std::vector<int>{0, 2}));
+    EXPECT_EQ(q.ops[3][0].coef, (std::vector<double>{0.1, 0.6}));
+    auto err = [&](const std::string & spec) {
+        try {
+            rs::steer_plan_from_json(nlohmann::json::parse(spec), model(), dir.string());
+        } catch (const rs::Error & e) {
+            return std::string(e.what());
+        }
+        return std::string("no error");
+    };
+    EXPECT_NE(err(R"({"rules": [{"layers": 1, "experts": [0], "method": "chen"}]})").find("needs a numeric"),
+              std::string::npos);
+    EXPECT_NE(err(R"({"rules": [{"layers": 1, "experts": [0], "method": "chen", "lambda": 0.1}]})")
+                  .find("no coefficient"),
+              std::string::npos);
+    EXPECT_NE(err(R"({"experts_file": "experts.json", "rules": [{"layers": 1, "set": "activate",
+                      "method": "chen", "lambda": 0.1}]})")
+                  .find("expert 1 of block 1 has no coefficient"),
+              std::string::npos);
+    EXPECT_NE(err(R"({"rules": [{"layers": 1, "method": "chen", "lambda": 0.1,
+                      "coefficients": {"1": {"x": 0.5}}}]})")
+                  .find("not an expert id"),
+              std::string::npos);
+    EXPECT_NE(err(R"({"rules": [{"layers": 1, "method": "chen", "lambda": 0.1,
+                      "coefficients": {"1": {"9": 0.5}}}]})")
+                  .find("out of range"),
+              std::string::npos);
+    EXPECT_NE(err(R"({"rules": [{"layers": 1, "experts": [0], "deactivate": [0], "method": "steermoe"}]})")
+                  .find("both activated and deactivated"),
+              std::string::npos);
+    EXPECT_NE(err(R"({"rules": [{"layers": 1, "experts": [0], "deactivate": [1], "method": "force"}]})")
+                  .find("steermoe only"),
+              std::string::npos);
+    EXPECT_NE(err(R"({"rules": [{"layers": 1, "method": "steermoe"}]})").find("give \"experts\" or \"set\""),
+              std::string::npos);
+    EXPECT_NE(err(R"({"rules": [{"layers": 1, "experts": [0], "method": "steermoe", "lambda": 1}]})")
+                  .find("soft and chen only"),
+              std::string::npos);
+}
+
+}  // namespace

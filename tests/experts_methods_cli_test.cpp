@@ -233,6 +233,41 @@ TEST(ExpertsMethodsCli, SteerTakesEveryMethodsSets) {
             }
         }
     }
+    // the authors' own rules on their sets: chen with the file's coefficients, steermoe (de)activation
+    const std::vector<std::pair<std::string, json>> authors{
+        {"chen", {{"layers", "all"}, {"set", "shared"}, {"method", "chen"}, {"lambda", 0.5}}},
+        {"steermoe",
+         {{"layers", "all"}, {"set", "activate"}, {"deactivate_set", "deactivate"}, {"method", "steermoe"}}}};
+    for (const auto & [file, rule] : authors) {
+        const auto sp = dir / (file + "_authors.json");
+        std::ofstream(sp) << json{{"experts_file", file + ".json"}, {"rules", {rule}}}.dump();
+        const auto out = dir / ("a_" + file);
+        const auto r = run_cli("trace --model " + model8() + " --corpus " + flores_devtest() +
+                               " --langs swh_Latn --limit 2 --threads 1 --no-progress --steer " +
+                               sp.string() + " --out " + out.string());
+        ASSERT_EQ(r.exit_code, 0) << file << ": " << r.err;
+        const auto m = rs::read_manifest(out.string());
+        const auto ops = m.options["steer"]["ops"];
+        ASSERT_FALSE(ops.empty()) << file;
+        EXPECT_EQ(ops[0]["method"], file);
+        if (file == "chen") {
+            EXPECT_TRUE(ops[0].contains("coefficients"));
+            continue;
+        }
+        // qwen3moe routes by softmax without a bias: max + 0.01 is selected, min − 0.01 never
+        const auto sets = json::parse(slurp(dir / "steermoe.json"))["sets"];
+        const auto s = rs::read_shard(out.string(), m, 0);
+        for (size_t slot = 0; slot < m.moe_layers.size(); ++slot) {
+            const std::string key = std::to_string(m.moe_layers[slot]);
+            for (int64_t tok = 0; tok < s.n_tok(); ++tok) {
+                const auto ids = s.ids(tok, (int)slot);
+                for (int e : sets["activate"].value(key, std::vector<int>{}))
+                    EXPECT_NE(std::find(ids.begin(), ids.end(), e), ids.end()) << "slot " << slot;
+                for (int e : sets["deactivate"].value(key, std::vector<int>{}))
+                    EXPECT_EQ(std::find(ids.begin(), ids.end(), e), ids.end()) << "slot " << slot;
+            }
+        }
+    }
 }
 
 TEST(ExpertsMethodsCli, ImpossibleRequestsGiveOneLineErrors) {

@@ -60,7 +60,7 @@ TEST_P(EvalTaskCli, RunsEndToEndAndScoresWhatTheModelProduced) {
     const std::string task_arg = GetParam();
     const rs::EvalTask task = rs::parse_eval_task(task_arg);
     const std::vector<std::string> langs =
-        task == rs::EvalTask::mgsm       ? std::vector<std::string>{"eng_Latn", "deu_Latn", "swh_Latn"}
+        rs::eval_task_generates(task)    ? std::vector<std::string>{"eng_Latn", "deu_Latn", "swh_Latn"}
         : task == rs::EvalTask::belebele ? std::vector<std::string>{"eng_Latn", "deu_Latn"}
                                          : std::vector<std::string>{"eng_Latn"};
     const int limit = 5;
@@ -86,7 +86,12 @@ TEST_P(EvalTaskCli, RunsEndToEndAndScoresWhatTheModelProduced) {
         EXPECT_EQ(row.lang, p.lang);
         EXPECT_EQ(row.gold, p.gold);
         EXPECT_FALSE(row.steered);
-        if (task == rs::EvalTask::mgsm) {  // the stored prediction is the last number before a stop string
+        if (task == rs::EvalTask::mgsm_direct) {  // lm-eval's flexible-extract of the generation
+            const std::string gen = d["generation"];
+            const auto s = rs::score_mgsm_flexible(row.gold, gen, p.stops);
+            EXPECT_EQ(row.pred, s.pred) << gen;
+            EXPECT_EQ(row.correct, s.correct);
+        } else if (task == rs::EvalTask::mgsm) {  // the last number before a stop string
             const std::string gen = d["generation"];
             EXPECT_LE(d["n_tokens"].get<int>(), 24);
             EXPECT_EQ(row.pred, rs::extract_last_number(rs::truncate_at_stop(gen, p.stops))) << gen;
@@ -105,7 +110,7 @@ TEST_P(EvalTaskCli, RunsEndToEndAndScoresWhatTheModelProduced) {
         EXPECT_NE(summary.find(rs::eval_task_name(task) + "," + l + ",5,"), std::string::npos) << summary;
 }
 
-INSTANTIATE_TEST_SUITE_P(Tasks, EvalTaskCli, testing::Values("mgsm", "mmlu-med", "belebele"),
+INSTANTIATE_TEST_SUITE_P(Tasks, EvalTaskCli, testing::Values("mgsm", "mgsm-direct", "mmlu-med", "belebele"),
                          [](const auto & param_info) {
                              std::string n = param_info.param;
                              std::replace(n.begin(), n.end(), '-', '_');

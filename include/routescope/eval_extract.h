@@ -58,6 +58,14 @@ struct MathScore {
 MathScore score_math(std::string_view gold, std::string_view generated, std::span<const std::string> stops,
                      const ExtractOptions & opt = {});
 
+// lm-evaluation-harness's mgsm_direct "flexible-extract" filter and metric (lm_eval/tasks/mgsm/direct/
+// direct_yaml, version 4.0): truncate at the stop strings; the last match of the regex
+// (-?[$0-9.,]{2,})|(-?[0-9]+), its non-empty group, stripped ("[invalid]" when none matches); then
+// exact_match with ignore_case and ignore_punctuation (Python's string.punctuation removed from both
+// sides, so "1,000" = "1000" and "-5" = "5", but "18.00" ≠ "18"). pred is that filtered string.
+MathScore score_mgsm_flexible(std::string_view gold, std::string_view generated,
+                              std::span<const std::string> stops);
+
 // ---------------------------------------------------------------------------------------------------
 // Multiple choice
 

@@ -57,6 +57,10 @@ std::vector<std::string> mgsm_stop_strings(const MgsmLabels & labels);
 
 struct McPromptOptions {
     bool subject_header = true;  // MMLU: "The following are multiple choice questions ... about <subject>."
+    // Belebele as lm-evaluation-harness writes it (lm_eval/tasks/belebele/_default_template_yaml):
+    //   "P: <passage>\nQ: <question, stripped>\nA: <opt A>\nB: …\nD: <opt D>\nAnswer：" (a full-width colon,
+    //   U+FF1A, as in the harness), continuations " A" … " D".
+    bool belebele_lm_eval = false;
 };
 
 // The 0-shot prompt of a multiple-choice item (2 to 26 options).
@@ -80,6 +84,13 @@ struct EvalPrompt {
 // MGSM prompts of one language file: mgsm_split(items, n_shot), then one prompt per evaluation item, with
 // the labels of that language (items[0].lang) and its stop strings. Items of mixed languages are a bug.
 std::vector<EvalPrompt> mgsm_eval_prompts(std::span<const MathItem> items, int n_shot = 2);
+
+// MGSM as lm-evaluation-harness's mgsm_direct (lm_eval/tasks/mgsm/direct/, version 4.0): 0-shot, every item
+// evaluated, "<Q> <question>\n<A>" with the harness's direct labels (the question word of each language; the
+// answer word "Antwort:", "Réponse :", "Respuesta:" for de/fr/es and "Answer:" for every other language),
+// generation until "<Q>", "</s>" or "<|im_end|>".
+MgsmLabels mgsm_direct_labels(const std::string & lang);
+std::vector<EvalPrompt> mgsm_direct_eval_prompts(std::span<const MathItem> items);
 
 // Multiple-choice prompts, one per item, gold as a letter.
 std::vector<EvalPrompt> mc_eval_prompts(std::span<const McItem> items, const McPromptOptions & opt = {});

@@ -21,7 +21,7 @@
 
 namespace rs {
 
-enum class EvalTask { mgsm, gmmlu_med, belebele };
+enum class EvalTask { mgsm, mgsm_direct, gmmlu_med, belebele };
 
 struct EvalData {
     std::string data_dir;      // data/ of the repository (share/routescope/data installed)

@@ -14,7 +14,9 @@ void add_eval(CLI::App & app) {
     auto langs = std::make_shared<std::string>();
     job->data.data_dir = default_data_dir();
     cmd->add_option("--model,-m", job->model, "GGUF model file")->required();
-    cmd->add_option("--task", job->task, "mgsm | mmlu-med | belebele")->required();
+    cmd->add_option("--task", job->task,
+                    "mgsm (k-shot) | mgsm-direct (lm-eval's 0-shot mgsm_direct) | mmlu-med | belebele")
+        ->required();
     cmd->add_option("--langs,-l", *langs, "comma-separated languages (default: all the task's data has)");
     cmd->add_option("--shots", job->n_shot, "MGSM exemplars (from the same language file)")
         ->capture_default_str();

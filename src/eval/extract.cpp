@@ -5,7 +5,9 @@
 // knows the decimal digits of the scripts listed in the header and nothing about spelled-out numbers
 // ("twelve"), fractions ("1/2" gives 1 and 2) or scientific notation.
 #include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <regex>
 
 #include "routescope/common.h"
 #include "routescope/eval_extract.h"
@@ -193,6 +195,32 @@ MathScore score_math(std::string_view gold, std::string_view generated, std::spa
     MathScore s;
     s.pred = extract_last_number(truncate_at_stop(generated, stops), opt);
     s.correct = numbers_match(gold, s.pred);
+    return s;
+}
+
+MathScore score_mgsm_flexible(std::string_view gold, std::string_view generated,
+                              std::span<const std::string> stops) {
+    static const std::regex kNumber("(-?[$0-9.,]{2,})|(-?[0-9]+)");  // direct_yaml, flexible-extract
+    const std::string text(truncate_at_stop(generated, stops));
+    MathScore s;
+    s.pred = "[invalid]";  // the harness's regex filter fallback
+    for (auto it = std::sregex_iterator(text.begin(), text.end(), kNumber); it != std::sregex_iterator();
+         ++it)
+        s.pred = (*it)[1].matched ? (*it)[1].str() : (*it)[2].str();  // group_select: -1, the last match
+    // exact_match(ignore_case, ignore_punctuation): lower-case, drop string.punctuation
+    auto canon = [](std::string_view v) {
+        static constexpr std::string_view kPunct = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
+        std::string out;
+        for (char c : v)
+            if (kPunct.find(c) == std::string_view::npos) out += (char)std::tolower((unsigned char)c);
+        return out;
+    };
+    const auto trim = [](std::string v) {
+        const auto b = v.find_first_not_of(" \t\n\r\f\v"), e = v.find_last_not_of(" \t\n\r\f\v");
+        return b == std::string::npos ? std::string() : v.substr(b, e - b + 1);
+    };
+    s.pred = trim(s.pred);
+    s.correct = canon(s.pred) == canon(trim(std::string(gold)));
     return s;
 }
 

@@ -181,3 +181,28 @@ TEST(LogSoftmax, HandValuesAndLargeLogits) {
 }
 
 }  // namespace
+
+// lm-eval's mgsm_direct flexible-extract, by hand: the last regex match, then exact match without case
+// and punctuation.
+TEST(MgsmFlexible, LastMatchWithoutPunctuation) {
+    const std::vector<std::string> stops = {"Question:", "</s>", "<|im_end|>"};
+    auto s = rs::score_mgsm_flexible("18", " 3 + 15 = 18 eggs\nQuestion: next", stops);
+    EXPECT_EQ(s.pred, "18");  // "3", "15", "18": the last; "next" after the stop is gone
+    EXPECT_TRUE(s.correct);
+    s = rs::score_mgsm_flexible("1000", " $1,000.", stops);
+    EXPECT_EQ(s.pred, "$1,000.");  // [$0-9.,]{2,} keeps the sign and separators …
+    EXPECT_TRUE(s.correct);        // … which ignore_punctuation then drops: "1000"
+    s = rs::score_mgsm_flexible("18", " 18.00", stops);
+    EXPECT_EQ(s.pred, "18.00");
+    EXPECT_FALSE(s.correct);  // "1800" ≠ "18": the harness does not parse numbers
+    s = rs::score_mgsm_flexible("5", " -5", stops);
+    EXPECT_TRUE(s.correct);  // '-' is punctuation
+    s = rs::score_mgsm_flexible("7", " seven", stops);
+    EXPECT_EQ(s.pred, "[invalid]");
+    EXPECT_FALSE(s.correct);
+    s = rs::score_mgsm_flexible("7", " 7", stops);  // a single digit: the second alternative
+    EXPECT_EQ(s.pred, "7");
+    EXPECT_TRUE(s.correct);
+    s = rs::score_mgsm_flexible("12", "12</s>34", stops);
+    EXPECT_EQ(s.pred, "12");
+}

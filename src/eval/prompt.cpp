@@ -2,7 +2,7 @@
 // evaluation split, stop strings, and 0-shot multiple-choice prompts with their letter continuations.
 //
 // Limits: labels exist for the 11 MGSM languages only; other languages get English labels. Prompts are raw
-// text (no chat template): apply one in the caller if the model needs it.
+// text; `eval --chat-template` frames them.
 #include <algorithm>
 #include <map>
 
@@ -71,6 +71,15 @@ std::string mc_prompt(const McItem & item, const McPromptOptions & opt) {
     const size_t n = item.options.size();
     RS_ASSERT(n >= 2 && n <= 26);
     std::string p;
+    if (opt.belebele_lm_eval) {  // "P: …\nQ: …\nA: …\nAnswer："
+                                 // (lm_eval/tasks/belebele/_default_template_yaml)
+        std::string q = item.question;
+        const auto first = q.find_first_not_of(" \t\n\r\f\v"), last = q.find_last_not_of(" \t\n\r\f\v");
+        q = first == std::string::npos ? "" : q.substr(first, last - first + 1);  // question.strip()
+        p = fmt::format("P: {}\nQ: {}", item.passage, q);
+        for (size_t i = 0; i < n; ++i) p += fmt::format("\n{}: {}", (char)('A' + i), item.options[i]);
+        return p + "\nAnswer\uFF1A";
+    }
     if (opt.subject_header && !item.subject.empty())
         p += fmt::format("The following are multiple choice questions (with answers) about {}.\n\n",
                          underscores_to_spaces(item.subject));
@@ -98,6 +107,28 @@ std::vector<EvalPrompt> mgsm_eval_prompts(std::span<const MathItem> items, int n
     for (const MathItem & it : split.eval) {
         RS_ASSERT(it.lang == lang);  // one language file at a time
         out.push_back({it.id, it.lang, mgsm_prompt(split.exemplars, it, labels), it.answer, stops, {}});
+    }
+    return out;
+}
+
+MgsmLabels mgsm_direct_labels(const std::string & lang) {
+    const std::string code = flores_code(lang);
+    MgsmLabels l = mgsm_labels(code);
+    l.answer = code == "deu_Latn"   ? "Antwort:"
+               : code == "fra_Latn" ? "Réponse :"
+               : code == "spa_Latn" ? "Respuesta:"
+                                    : "Answer:";
+    return l;
+}
+
+std::vector<EvalPrompt> mgsm_direct_eval_prompts(std::span<const MathItem> items) {
+    std::vector<EvalPrompt> out;
+    if (items.empty()) return out;
+    const MgsmLabels labels = mgsm_direct_labels(items[0].lang);
+    const std::vector<std::string> stops = {labels.question, "</s>", "<|im_end|>"};  // the harness's `until`
+    for (const MathItem & it : items) {
+        RS_ASSERT(it.lang == items[0].lang);
+        out.push_back({it.id, it.lang, mgsm_prompt({}, it, labels), it.answer, stops, {}});
     }
     return out;
 }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "routescope/common.h"
@@ -173,3 +174,36 @@ TEST(EvalPrompts, McListHasLettersAndContinuations) {
 }
 
 }  // namespace
+
+// lm-eval's mgsm_direct_de / _zh / _fr prompts and stops (lm_eval/tasks/mgsm/direct/*.yaml).
+TEST(MgsmDirect, HarnessLabelsAndStops) {
+    rs::MathItem it;
+    it.id = "mgsm/x/0";
+    it.question = "Q?";
+    it.answer = "3";
+    for (const auto & [lang, want, stop] : std::vector<std::tuple<std::string, std::string, std::string>>{
+             {"deu_Latn", "Frage: Q?\nAntwort:", "Frage:"},
+             {"zho_Hans", "问题: Q?\nAnswer:", "问题:"},
+             {"fra_Latn", "Question : Q?\nRéponse :", "Question :"},
+             {"swh_Latn", "Swali: Q?\nAnswer:", "Swali:"},
+             {"spa_Latn", "Pregunta: Q?\nRespuesta:", "Pregunta:"}}) {
+        it.lang = lang;
+        const std::vector<rs::MathItem> items{it};
+        const auto p = rs::mgsm_direct_eval_prompts(items);
+        ASSERT_EQ(p.size(), 1u);
+        EXPECT_EQ(p[0].prompt, want);
+        EXPECT_EQ(p[0].stops, (std::vector<std::string>{stop, "</s>", "<|im_end|>"}));
+    }
+}
+
+// lm-eval's Belebele prompt (lm_eval/tasks/belebele/_default_template_yaml), full-width colon included.
+TEST(McPrompt, BelebeleAsTheHarness) {
+    rs::McItem it;
+    it.passage = "The passage.";
+    it.question = "  Which? \n";
+    it.options = {"a", "b", "c", "d"};
+    it.gold = 1;
+    rs::McPromptOptions o;
+    o.belebele_lm_eval = true;
+    EXPECT_EQ(rs::mc_prompt(it, o), "P: The passage.\nQ: Which?\nA: a\nB: b\nC: c\nD: d\nAnswer\xEF\xBC\x9A");
+}

@@ -54,16 +54,19 @@ std::vector<std::string> langs_of_files(const std::string & dir, const std::stri
 
 EvalTask parse_eval_task(const std::string & name) {
     if (name == "mgsm") return EvalTask::mgsm;
+    if (name == "mgsm-direct" || name == "mgsm_direct") return EvalTask::mgsm_direct;
     if (name == "gmmlu_med" || name == "gmmlu-med" || name == "mmlu_med" || name == "mmlu-med")
         return EvalTask::gmmlu_med;
     if (name == "belebele") return EvalTask::belebele;
-    throw Error(fmt::format("unknown task '{}' (tasks: mgsm, mmlu-med, belebele)", name));
+    throw Error(fmt::format("unknown task '{}' (tasks: mgsm, mgsm-direct, mmlu-med, belebele)", name));
 }
 
 std::string eval_task_name(EvalTask task) {
     switch (task) {
         case EvalTask::mgsm:
             return "mgsm";
+        case EvalTask::mgsm_direct:
+            return "mgsm_direct";
         case EvalTask::gmmlu_med:
             return "gmmlu_med";
         case EvalTask::belebele:
@@ -74,12 +77,13 @@ std::string eval_task_name(EvalTask task) {
 }
 
 bool eval_task_generates(EvalTask task) {
-    return task == EvalTask::mgsm;
+    return task == EvalTask::mgsm || task == EvalTask::mgsm_direct;
 }
 
 std::vector<std::string> eval_task_languages(EvalTask task, const EvalData & data) {
     switch (task) {
         case EvalTask::mgsm:
+        case EvalTask::mgsm_direct:
             return mgsm_languages();
         case EvalTask::gmmlu_med: {
             auto langs =
@@ -103,6 +107,8 @@ std::vector<EvalPrompt> eval_task_prompts(EvalTask task, const std::string & lan
     switch (task) {
         case EvalTask::mgsm:
             return mgsm_eval_prompts(load_mgsm((fs::path(data.data_dir) / "mgsm").string(), lang), n_shot);
+        case EvalTask::mgsm_direct:  // 0-shot: n_shot does not apply
+            return mgsm_direct_eval_prompts(load_mgsm((fs::path(data.data_dir) / "mgsm").string(), lang));
         case EvalTask::gmmlu_med: {
             const std::string file = gmmlu_file(data, lang);
             std::vector<McItem> items;
@@ -128,7 +134,9 @@ std::vector<EvalPrompt> eval_task_prompts(EvalTask task, const std::string & lan
                     fmt::format("belebele: no file for {} ({} not found; bundled: eng_Latn, deu_Latn; give "
                                 "--belebele DIR for the full release)",
                                 lang, file.string()));
-            return mc_eval_prompts(load_belebele(file.string()));
+            McPromptOptions o;
+            o.belebele_lm_eval = true;  // the harness's "P: … Q: … Answer：" prompt
+            return mc_eval_prompts(load_belebele(file.string()), o);
         }
     }
     return {};

@@ -266,7 +266,10 @@ EvalCounts evaluate_prompts(Engine & engine, EvalTask task, std::span<const Eval
                 engine.generate(toks, gp, [&](size_t i, const Generation & g) {
                     const EvalPrompt & p = items[i];
                     c.n_tokens += g.n_tokens;
-                    const MathScore s = score_math(p.gold, g.text, p.stops);
+                    const MathScore s =
+                        task == EvalTask::mgsm_direct
+                            ? score_mgsm_flexible(p.gold, g.text, p.stops)  // lm-eval's filter
+                            : score_math(p.gold, g.text, p.stops);
                     finish(p, s.pred, s.correct,
                            {{"generation", g.text}, {"n_tokens", g.n_tokens}, {"stop", stop_name(g.stop)}});
                 });
@@ -358,7 +361,7 @@ EvalReport run_eval(const EvalJob & job) {
     if (job.chat_template != "none")
         task_opts["chat_template"] = job.chat_template;  // same model: same frame
     if (eval_task_generates(task)) {
-        task_opts["shots"] = job.n_shot;
+        if (task == EvalTask::mgsm) task_opts["shots"] = job.n_shot;  // mgsm_direct is 0-shot
         task_opts["max_new_tokens"] = job.max_new_tokens;
     }
     const json meta =

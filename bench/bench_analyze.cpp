@@ -87,8 +87,9 @@ void write_trace(const std::string & dir, int n_group) {
         const size_t rows = (size_t)s.n_tok() * kMoe;
         s.probs.assign(probs.begin(), probs.begin() + (ptrdiff_t)(rows * kExpert));
         s.topk.assign(topk.begin(), topk.begin() + (ptrdiff_t)(rows * kTopK));
-        rs::write_shard(dir, sh, m, s);
+        m.shard_sha256[sh] = rs::write_shard(dir, sh, m, s);
     }
+    rs::write_manifest(dir, m);  // with the shard checksums, as `trace` records them: readers verify them
 }
 
 // f16 → f32 of n values: F16C (8 per instruction) when the CPU has it, else the trace store's conversion.

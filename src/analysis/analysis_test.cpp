@@ -14,6 +14,7 @@
 
 #include "routescope/analysis.h"
 #include "routescope/common.h"
+#include "routescope/file_io.h"
 #include "routescope/metrics.h"
 #include "routescope/stats.h"
 #include "routescope/trace.h"
@@ -570,6 +571,55 @@ TEST(Analysis, ExpertsDeltaAndSets) {
     opt.multilingual = false;
     opt.target = "lang=xxx";
     EXPECT_THROW(rs::run_experts(opt), rs::Error);
+}
+
+// Issue 14: the fast reader verifies each shard's SHA-256 as read_shard does. A trace whose manifest records
+// the checksums (as `trace` writes them) is analysed; one flipped byte in a shard's probs — still a valid
+// probability, so only the checksum can tell — makes analyze and experts refuse, naming the file.
+TEST(Analysis, CorruptShardByteIsRefusedByTheFastReader) {
+    const auto dir = tmp("checksum");
+    const auto t = dir / "t";
+    write_synth_trace(t, parallel_seqs({"eng_Latn", "deu_Latn"}, 6), "abc", 3, 8, 2, 5, 0.0, "f16");
+    auto m = rs::read_manifest(t.string());
+    for (const int64_t k : rs::list_shards(t.string())) {
+        const std::string bytes = slurp(t / rs::shard_file_name(k));
+        m.shard_sha256[k] = rs::sha256_hex(bytes.data(), bytes.size());
+    }
+    rs::write_manifest(t.string(), m);
+    rs::AnalyzeOptions opt;
+    opt.traces = {t.string()};
+    opt.bootstrap_resamples = 10;
+    opt.out_dir = (dir / "out").string();
+    EXPECT_NO_THROW(rs::run_analyze(opt));
+    rs::ExpertsOptions eo;
+    eo.traces = {t.string()};
+    eo.target = "lang=deu_Latn";
+    eo.baseline = "lang=eng_Latn";
+    eo.out = (dir / "e.json").string();
+    EXPECT_NO_THROW(rs::run_experts(eo));
+
+    const fs::path shard = t / rs::shard_file_name(1);
+    {
+        std::fstream f(shard, std::ios::in | std::ios::out | std::ios::binary);
+        f.seekg(-40, std::ios::end);  // inside topk, the last tensor: ids stay in range after the flip
+        char c = 0;
+        f.read(&c, 1);
+        c ^= 1;
+        f.seekp(-40, std::ios::end);
+        f.write(&c, 1);
+    }
+    for (const bool experts : {false, true}) {
+        try {
+            if (experts)
+                rs::run_experts(eo);
+            else
+                rs::run_analyze(opt);
+            ADD_FAILURE() << "a corrupt shard was accepted (experts " << experts << ")";
+        } catch (const rs::Error & e) {
+            const std::string what = e.what();
+            EXPECT_EQ(what.rfind(shard.string() + ": checksum does not match manifest.json", 0), 0u) << what;
+        }
+    }
 }
 
 }  // namespace

@@ -100,6 +100,16 @@ struct AnalyzeOptions {
     int n_threads = 0;                 // ≤ 0: all cores
     int bootstrap_resamples = 1000;
     std::string out_dir;
+    // What a sequence's q pools (metrics.h, Pooling): "softmax" (the paper's Eq. 1), "gate" (the authors'
+    // code: top-k weights renormalised); empty = softmax, except that a --store topk trace then gives the
+    // id tables only (an explicit "softmax" with such a trace is refused).
+    std::string pooling;
+    // The entropy of entropy.csv and summary.json: "token" = mean over tokens of H(p_t) (or H(g_t) with
+    // gate pooling; the paper's §4.4 text), "pooled" = mean over sequences of H(q_i) (the authors' code,
+    // analysis_helpers.py analyze_routing_entropy on the pooled q).
+    std::string entropy = "token";
+    // D_H-JS normaliser rule (divergence.h, HjsNormaliser): "undefined" (default) or "clamp" (authors').
+    std::string normaliser = "undefined";
 };
 
 struct AnalyzeReport {

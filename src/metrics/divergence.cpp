@@ -184,6 +184,16 @@ std::optional<double> hjs_divergence_given_entropies(std::span<const double> a, 
     return hjs_t(a, b, h_a, h_b, floor_rel);
 }
 
+std::optional<double> hjs_divergence_given_entropies(std::span<const double> a, std::span<const double> b,
+                                                     double h_a, double h_b, HjsNormaliser mode) {
+    if (mode == HjsNormaliser::undefined) return hjs_t(a, b, h_a, h_b, kHjsFloorRel);
+    RS_ASSERT(a.size() == b.size());
+    if (a.size() <= 1) return std::nullopt;
+    // analysis_helpers.py: max_possible_js = log(E) − avg_entropy; torch.clamp(max_possible_js, min=1e-6)
+    const double f = std::max(std::log((double)a.size()) - 0.5 * (h_a + h_b), kHjsClampAbs);
+    return js_t(a, b) / f;
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Divergence from a pivot (Eq. 2)
 

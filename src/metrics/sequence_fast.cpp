@@ -156,9 +156,18 @@ std::vector<SequenceLayerStats> summarise_sequence_raw(RawProbs probs, const int
     const size_t L = (size_t)n_moe, E = (size_t)n_expert, K = (size_t)top_k;
     const size_t W = (E + 63) / 64;  // mask words per top-k set
     std::vector<SequenceLayerStats> out(L);
-    std::vector<double> qsum(has_q ? L * E : 0, 0.0), hsum(L, 0.0);
-    std::vector<int64_t> cnt(L * E, 0);
-    std::vector<uint64_t> masks((size_t)n_tok * L * W, 0);
+    // per-thread scratch reused from sequence to sequence: fresh ~100 KiB blocks per sequence would be
+    // mmap'ed and page-faulted every time (glibc serves large blocks from the kernel)
+    thread_local std::vector<double> qsum_buf;
+    thread_local std::vector<int64_t> cnt_buf;
+    thread_local std::vector<uint64_t> mask_buf;
+    qsum_buf.assign(has_q ? L * E : 0, 0.0);
+    cnt_buf.assign(L * E, 0);
+    mask_buf.assign((size_t)n_tok * L * W, 0);
+    std::vector<double> & qsum = qsum_buf;
+    std::vector<int64_t> & cnt = cnt_buf;
+    std::vector<uint64_t> & masks = mask_buf;
+    std::vector<double> hsum(L, 0.0);
     std::vector<int> sel(K);       // positions in the row of its distinct selected experts
     std::vector<double> p_sel(K);  // their p (gate pooling)
     for (int64_t t = 0; t < n_tok; ++t) {

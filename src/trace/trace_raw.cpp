@@ -24,6 +24,28 @@ namespace rs {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+// f16 bits: a probability iff in [+0, 1.001] (0x0000..0x3C01) or −0 (0x8000); NaN, ±inf and negatives
+// fail. A max reduction over the bits with −0 mapped to 0, which compilers vectorise (the check reads
+// every stored p, so a branch per value would cost as much as the analysis pass).
+bool f16_probs_ok(const uint16_t * p, int64_t n) {
+    uint16_t mx = 0;
+    for (int64_t i = 0; i < n; ++i) {
+        const uint16_t v = p[i] == 0x8000 ? 0 : p[i];
+        mx = v > mx ? v : mx;
+    }
+    return mx <= 0x3C01;
+}
+
+bool f32_probs_ok(const float * p, int64_t n) {
+    int64_t n_bad = 0;  // the negated test also catches NaN
+    for (int64_t i = 0; i < n; ++i) n_bad += !(p[i] >= 0.0f && p[i] <= 1.0f + 1e-3f);
+    return n_bad == 0;
+}
+
+}  // namespace
+
 RawShard read_shard_raw(const std::string & dir, const TraceManifest & m, int64_t shard, bool with_probs,
                         RawShard * reuse) {
     const std::string path = (fs::path(dir) / shard_file_name(shard)).string();
@@ -163,15 +185,14 @@ RawShard read_shard_raw(const std::string & dir, const TraceManifest & m, int64_
     for (int64_t i = 0; i < n_ids; ++i)
         id_lo = std::min(id_lo, s.topk[i]), id_hi = std::max(id_hi, s.topk[i]);
     if (id_lo < 0 || id_hi >= s.n_expert) throw bad(fmt::format("expert id outside [0, {})", s.n_expert));
-    // f16 bits: valid iff in [+0, 1.001] (0x0000..0x3C01) or −0 (0x8000); NaN, ±inf and negatives fail
     auto check = [&](const uint8_t * at, int64_t n, const uint16_t *& f16, const float *& f32) {
         bool ok = true;
         if (m.probs_dtype == "f16") {
             f16 = reinterpret_cast<const uint16_t *>(at);
-            for (int64_t i = 0; i < n; ++i) ok &= f16[i] <= 0x3C01 || f16[i] == 0x8000;
+            ok = f16_probs_ok(f16, n);
         } else {
             f32 = reinterpret_cast<const float *>(at);
-            for (int64_t i = 0; i < n; ++i) ok &= f32[i] >= 0.0f && f32[i] <= 1.0f + 1e-3f;
+            ok = f32_probs_ok(f32, n);
         }
         if (!ok) throw bad("a probability is not finite in [0, 1]");
     };

@@ -67,6 +67,14 @@ inline constexpr double kHjsClampAbs = 1e-6;  // the authors' torch.clamp(max_po
 std::optional<double> hjs_divergence_given_entropies(std::span<const double> a, std::span<const double> b,
                                                      double h_a, double h_b, HjsNormaliser mode);
 
+// The same with log a_e and log b_e given too (any value where the entry is 0), for callers that pair one q
+// many times (analyze pairs every member of a parallel group with every other): D_JS as
+// ½ Σ_e [a_e (log a_e − log m_e) + b_e (log b_e − log m_e)], one logarithm per expert instead of two and no
+// division; within a few ulp of hjs_divergence, exactly 0 for a = b and symmetric bit for bit.
+std::optional<double> hjs_divergence_given_logs(std::span<const double> a, std::span<const double> b,
+                                                std::span<const double> log_a, std::span<const double> log_b,
+                                                double h_a, double h_b, HjsNormaliser mode);
+
 // ---------------------------------------------------------------------------------------------------
 // Divergence from a pivot over parallel pairs (Eq. 2)
 

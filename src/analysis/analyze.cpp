@@ -11,6 +11,7 @@
 // Determinism: summaries and group divergences are computed in parallel (parallel_map) but added in
 // sequence/group order, so results do not depend on the thread count.
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <set>
 #include <tuple>
@@ -57,13 +58,26 @@ struct GroupResult {
 GroupResult compute_group(const Group & g, int n_moe, int n_expert, HjsNormaliser norm) {
     GroupResult r;
     const size_t e = (size_t)n_expert;
+    // log q of every member this group pairs, once (each is paired with several others)
+    std::map<const Member *, std::vector<double>> logs;
+    auto log_of = [&](const Member & m) -> const std::vector<double> & {
+        auto & lq = logs[&m];
+        if (lq.empty()) {
+            lq.resize(m.q.size());
+            for (size_t i = 0; i < m.q.size(); ++i) lq[i] = m.q[i] > 0.0 ? std::log(m.q[i]) : 0.0;
+        }
+        return lq;
+    };
     auto hjs_all = [&](const Member & a, const Member & b) {
         std::vector<std::optional<double>> v((size_t)n_moe);
         if (a.q.empty() || b.q.empty()) return v;
+        const auto &la = log_of(a), &lb = log_of(b);
         for (int l = 0; l < n_moe; ++l) {
-            const std::span<const double> sa(a.q.data() + (size_t)l * e, e),
-                sb(b.q.data() + (size_t)l * e, e);
-            v[(size_t)l] = hjs_divergence_given_entropies(sa, sb, a.h[(size_t)l], b.h[(size_t)l], norm);
+            const size_t o = (size_t)l * e;
+            const std::span<const double> sa(a.q.data() + o, e), sb(b.q.data() + o, e);
+            v[(size_t)l] = hjs_divergence_given_logs(sa, sb, std::span<const double>(la.data() + o, e),
+                                                     std::span<const double>(lb.data() + o, e),
+                                                     a.h[(size_t)l], b.h[(size_t)l], norm);
         }
         return v;
     };

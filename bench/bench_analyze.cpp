@@ -186,7 +186,8 @@ Measured measure(F && f) {
 
 int main(int argc, char ** argv) {
     const int n_group = argc > 1 ? std::atoi(argv[1]) : 200;
-    // argv[2] = "analyze": write the trace and run only analyze on 2 threads, in this process (profiling)
+    // argv[2] = "analyze": write the trace and run only analyze on 2 threads, argv[3] times, in this process
+    // (profiling)
     const bool only_analyze = argc > 2 && std::string(argv[2]) == "analyze";
     const std::string root = (fs::temp_directory_path() / "rs_bench_analyze").string();
     const std::string trace = root + "/trace";
@@ -203,9 +204,11 @@ int main(int argc, char ** argv) {
         opt.traces = {trace};
         opt.n_threads = 2;
         opt.out_dir = root + "/analysis";
-        const double t1 = now_s();
-        rs::run_analyze(opt);
-        std::printf("analyze threads=2: %.3f s\n", now_s() - t1);
+        for (int rep = 0; rep < (argc > 3 ? std::atoi(argv[3]) : 1); ++rep) {  // argv[3]: repetitions
+            const double t1 = now_s();
+            rs::run_analyze(opt);
+            std::printf("analyze threads=2: %.3f s\n", now_s() - t1);
+        }
         fs::remove_all(root);
         return 0;
     }

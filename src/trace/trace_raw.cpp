@@ -7,6 +7,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
@@ -29,13 +33,39 @@ namespace {
 // f16 bits: a probability iff in [+0, 1.001] (0x0000..0x3C01) or −0 (0x8000); NaN, ±inf and negatives
 // fail. A max reduction over the bits with −0 mapped to 0, which compilers vectorise (the check reads
 // every stored p, so a branch per value would cost as much as the analysis pass).
-bool f16_probs_ok(const uint16_t * p, int64_t n) {
+bool f16_probs_ok_scalar(const uint16_t * p, int64_t n) {
     uint16_t mx = 0;
     for (int64_t i = 0; i < n; ++i) {
         const uint16_t v = p[i] == 0x8000 ? 0 : p[i];
         mx = v > mx ? v : mx;
     }
     return mx <= 0x3C01;
+}
+
+#if defined(__x86_64__)
+// The same reduction sixteen values at a time (GCC did not vectorise the scalar form).
+__attribute__((target("avx2"))) bool f16_probs_ok_avx2(const uint16_t * p, int64_t n) {
+    const __m256i neg0 = _mm256_set1_epi16((short)0x8000);
+    __m256i mx = _mm256_setzero_si256();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p + i));
+        mx = _mm256_max_epu16(mx, _mm256_andnot_si256(_mm256_cmpeq_epi16(v, neg0), v));  // −0 → 0
+    }
+    alignas(32) uint16_t lanes[16];
+    _mm256_store_si256(reinterpret_cast<__m256i *>(lanes), mx);
+    uint16_t m = 0;
+    for (const uint16_t v : lanes) m = v > m ? v : m;
+    return m <= 0x3C01 && f16_probs_ok_scalar(p + i, n - i);
+}
+#endif
+
+bool f16_probs_ok(const uint16_t * p, int64_t n) {
+#if defined(__x86_64__)
+    static const bool avx2 = __builtin_cpu_supports("avx2");
+    if (avx2) return f16_probs_ok_avx2(p, n);
+#endif
+    return f16_probs_ok_scalar(p, n);
 }
 
 bool f32_probs_ok(const float * p, int64_t n) {

@@ -87,8 +87,9 @@ void write_trace(const std::string & dir, int n_group) {
         const size_t rows = (size_t)s.n_tok() * kMoe;
         s.probs.assign(probs.begin(), probs.begin() + (ptrdiff_t)(rows * kExpert));
         s.topk.assign(topk.begin(), topk.begin() + (ptrdiff_t)(rows * kTopK));
-        rs::write_shard(dir, sh, m, s);
+        m.shard_sha256[sh] = rs::write_shard(dir, sh, m, s);
     }
+    rs::write_manifest(dir, m);  // with the shard checksums, as `trace` records them: readers verify them
 }
 
 // f16 → f32 of n values: F16C (8 per instruction) when the CPU has it, else the trace store's conversion.
@@ -148,36 +149,46 @@ double read_floor(const std::string & dir, int n_threads) {
     return std::accumulate(sums.begin(), sums.end(), 0.0);
 }
 
-// Runs f in a forked child; returns {seconds, peak RSS in MiB} of the child.
+struct Measured {
+    double sec = -1, rss = -1, cpu = -1;  // wall seconds, peak RSS (MiB), user + system CPU seconds
+};
+
+// Runs f in a forked child; returns its wall time, peak RSS and CPU time. The CPU time (all threads) is
+// printed too because on a shared machine the wall time also measures the other processes.
 template <class F>
-std::pair<double, double> measure(F && f) {
+Measured measure(F && f) {
     int fd[2];
-    if (pipe(fd) != 0) return {-1, -1};
+    if (pipe(fd) != 0) return {};
     const pid_t pid = fork();
     if (pid == 0) {
         close(fd[0]);
         const double t0 = now_s();
         f();
-        double r[2] = {now_s() - t0, 0.0};
+        Measured r{now_s() - t0, 0.0, 0.0};
         rusage ru{};
         getrusage(RUSAGE_SELF, &ru);
-        r[1] = (double)ru.ru_maxrss / 1024.0;
-        if (write(fd[1], r, sizeof r) != (ssize_t)sizeof r) _exit(1);
+        r.rss = (double)ru.ru_maxrss / 1024.0;
+        r.cpu = (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_sec +
+                1e-6 * (double)ru.ru_stime.tv_usec;
+        if (write(fd[1], &r, sizeof r) != (ssize_t)sizeof r) _exit(1);
         _exit(0);
     }
     close(fd[1]);
-    double r[2] = {-1, -1};
-    if (read(fd[0], r, sizeof r) != (ssize_t)sizeof r) r[0] = r[1] = -1;
+    Measured r;
+    if (read(fd[0], &r, sizeof r) != (ssize_t)sizeof r) r = {};
     close(fd[0]);
     int st = 0;
     waitpid(pid, &st, 0);
-    return {r[0], r[1]};
+    return r;
 }
 
 }  // namespace
 
 int main(int argc, char ** argv) {
     const int n_group = argc > 1 ? std::atoi(argv[1]) : 200;
+    // argv[2] = "analyze": write the trace and run only analyze on 2 threads, argv[3] times, in this process
+    // (profiling)
+    const bool only_analyze = argc > 2 && std::string(argv[2]) == "analyze";
     const std::string root = (fs::temp_directory_path() / "rs_bench_analyze").string();
     const std::string trace = root + "/trace";
     const double t0 = now_s();
@@ -188,19 +199,33 @@ int main(int argc, char ** argv) {
         "(written in %.1f s)\n",
         n_group, kLangs, kTok, (long long)n_tok, kMoe, kExpert, kTopK, now_s() - t0);
     const double tl = (double)n_tok * kMoe;  // token·layers
+    if (only_analyze) {
+        rs::AnalyzeOptions opt;
+        opt.traces = {trace};
+        opt.n_threads = 2;
+        opt.out_dir = root + "/analysis";
+        for (int rep = 0; rep < (argc > 3 ? std::atoi(argv[3]) : 1); ++rep) {  // argv[3]: repetitions
+            const double t1 = now_s();
+            rs::run_analyze(opt);
+            std::printf("analyze threads=2: %.3f s\n", now_s() - t1);
+        }
+        fs::remove_all(root);
+        return 0;
+    }
     double floor_s[3] = {0, 0, 0};
     for (int rep = 0; rep < 2; ++rep)  // the first pass also warms the page cache
         for (const int threads : {1, 2}) {
-            const auto [sec, rss] = measure([&] {
+            const auto [sec, rss, cpu] = measure([&] {
                 volatile double sink = read_floor(trace, threads);
                 (void)sink;
             });
             floor_s[threads] = sec;
             if (rep == 1)
                 std::printf(
-                    "floor    threads=%d: %6.3f s  %.3g tokens*layers/s  peak RSS %.0f MiB  (read shards + "
-                    "f16->f32)\n",
-                    threads, sec, tl / sec, rss);
+                    "floor    threads=%d: %6.3f s (cpu %6.3f s)  %.3g tokens*layers/s  peak RSS %.0f MiB  "
+                    "(read "
+                    "shards + f16->f32)\n",
+                    threads, sec, cpu, tl / sec, rss);
         }
     double an_s[3] = {0, 0, 0}, ex_s[3] = {0, 0, 0};
     for (const int threads : {1, 2}) {
@@ -208,10 +233,12 @@ int main(int argc, char ** argv) {
         opt.traces = {trace};
         opt.n_threads = threads;
         opt.out_dir = root + "/analysis" + std::to_string(threads);
-        const auto [sec, rss] = measure([&] { rs::run_analyze(opt); });
+        const auto [sec, rss, cpu] = measure([&] { rs::run_analyze(opt); });
         an_s[threads] = sec;
-        std::printf("analyze  threads=%d: %6.3f s  %.3g tokens*layers/s  peak RSS %.0f MiB  %.2fx floor\n",
-                    threads, sec, tl / sec, rss, sec / floor_s[threads]);
+        std::printf(
+            "analyze  threads=%d: %6.3f s (cpu %6.3f s)  %.3g tokens*layers/s  peak RSS %.0f MiB  %.2fx "
+            "floor\n",
+            threads, sec, cpu, tl / sec, rss, sec / floor_s[threads]);
     }
     for (const int threads : {1, 2}) {
         rs::ExpertsOptions opt;
@@ -220,10 +247,12 @@ int main(int argc, char ** argv) {
         opt.baseline = "lang=eng_Latn";
         opt.n_threads = threads;
         opt.out = root + "/experts.json";
-        const auto [sec, rss] = measure([&] { rs::run_experts(opt); });
+        const auto [sec, rss, cpu] = measure([&] { rs::run_experts(opt); });
         ex_s[threads] = sec;
-        std::printf("experts  threads=%d: %6.3f s  %.3g tokens*layers/s  peak RSS %.0f MiB  %.2fx floor\n",
-                    threads, sec, tl / sec, rss, sec / floor_s[threads]);
+        std::printf(
+            "experts  threads=%d: %6.3f s (cpu %6.3f s)  %.3g tokens*layers/s  peak RSS %.0f MiB  %.2fx "
+            "floor\n",
+            threads, sec, cpu, tl / sec, rss, sec / floor_s[threads]);
     }
     for (const int threads : {1, 2})
         std::printf("analyze+experts threads=%d: %.3f s = %.2fx the floor (%.3f s) on %d thread%s\n", threads,

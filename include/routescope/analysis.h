@@ -28,7 +28,8 @@
 //                    parallel group, or every pair is below the normaliser floor) takes the largest defined
 //                    distance and is listed in "filled"
 //   summary.json     model, traces, pivot, middle-layer range (automatic unless --middle), per language the
-//                    mean divergence / entropy / consistency over the middle layers, undefined-pair counts
+//                    mean divergence / entropy / consistency over the middle layers, undefined-pair counts,
+//                    "options": {pooling, entropy, normaliser} (AnalyzeOptions; docs/metrics.md)
 // Several traces of the same model may be analysed together. Pairing is by (domain, parallel group): a trace
 // that lacks the pivot language is paired with the first trace (in command order) that has the pivot for
 // that domain; every group must then have a pivot partner ("mismatched parallel groups" otherwise). A
@@ -39,7 +40,9 @@
 // what the ids give — consistency.csv, isolation.csv, experts_rise.csv and summary.json (consistency;
 // "store": "topk", "not_computed": the files below) — and not divergence.csv, entropy.csv, pairwise.csv,
 // clusters.json, domains.csv or correlation.csv, which need the full p_t (older copies of them in --out are
-// removed; --scores is refused; the pivot need not be present). run_experts needs only the ids and works
+// removed; --scores is refused; the pivot need not be present) — unless pooling is "gate", which needs only
+// the ids and their p and gives every table (pooling "softmax" given explicitly with such a trace is
+// refused). run_experts needs only the ids and works
 // unchanged. Memory with several traces: the q of every parallel sequence of all but the last trace read is
 // kept (n_moe·E doubles each) so that later traces can pair with it. Determinism: byte-identical outputs for
 // equal inputs and seed, whatever the thread count.
@@ -116,6 +119,16 @@ struct AnalyzeOptions {
     int n_threads = 0;                 // ≤ 0: all cores
     int bootstrap_resamples = 1000;
     std::string out_dir;
+    // What a sequence's q pools (metrics.h, Pooling): "softmax" (the paper's Eq. 1), "gate" (the authors'
+    // code: top-k weights renormalised); empty = softmax, except that a --store topk trace then gives the
+    // id tables only (an explicit "softmax" with such a trace is refused).
+    std::string pooling;
+    // The entropy of entropy.csv and summary.json: "token" = mean over tokens of H(p_t) (or H(g_t) with
+    // gate pooling; the paper's §4.4 text), "pooled" = mean over sequences of H(q_i) (the authors' code,
+    // analysis_helpers.py analyze_routing_entropy on the pooled q).
+    std::string entropy = "token";
+    // D_H-JS normaliser rule (divergence.h, HjsNormaliser): "undefined" (default) or "clamp" (authors').
+    std::string normaliser = "undefined";
 };
 
 struct AnalyzeReport {

@@ -53,6 +53,28 @@ std::optional<double> hjs_divergence(std::span<const float> a, std::span<const f
 std::optional<double> hjs_divergence_given_entropies(std::span<const double> a, std::span<const double> b,
                                                      double h_a, double h_b, double floor_rel = kHjsFloorRel);
 
+// How D_H-JS treats a vanishing normaliser F = log E − ½(H(a) + H(b)) (analyze --normaliser):
+//   undefined — routescope's default, the paper's Eq. 7 as printed (it states no rule for F → 0): F below
+//               floor_rel·log E ⇒ undefined (nullopt), skipped in means and counted;
+//   clamp     — Bandarkar et al.'s code (lucasbandarkar/xl_moe_alignment, routing_analysis/
+//               analysis_helpers.py, calculate_entropy_normalized_jsd): F = max(log E − ½(H(a)+H(b)), 1e-6)
+//               (an absolute 1e-6), so every pair is defined and near-uniform pairs weigh up to D_JS·1e6.
+enum class HjsNormaliser { undefined, clamp };
+inline constexpr double kHjsClampAbs = 1e-6;  // the authors' torch.clamp(max_possible_js, min=1e-6)
+
+// D_H-JS with H(a), H(b) given and the normaliser rule chosen (undefined: as the overload above with
+// kHjsFloorRel). nullopt for E ≤ 1, and with `undefined` when F < kHjsFloorRel·log E.
+std::optional<double> hjs_divergence_given_entropies(std::span<const double> a, std::span<const double> b,
+                                                     double h_a, double h_b, HjsNormaliser mode);
+
+// The same with log a_e and log b_e given too (any value where the entry is 0), for callers that pair one q
+// many times (analyze pairs every member of a parallel group with every other): D_JS as
+// ½ Σ_e [a_e (log a_e − log m_e) + b_e (log b_e − log m_e)], one logarithm per expert instead of two and no
+// division; within a few ulp of hjs_divergence, exactly 0 for a = b and symmetric bit for bit.
+std::optional<double> hjs_divergence_given_logs(std::span<const double> a, std::span<const double> b,
+                                                std::span<const double> log_a, std::span<const double> log_b,
+                                                double h_a, double h_b, HjsNormaliser mode);
+
 // ---------------------------------------------------------------------------------------------------
 // Divergence from a pivot over parallel pairs (Eq. 2)
 

@@ -34,18 +34,32 @@
 
 namespace rs {
 
+// What a sequence's expert importance q_i pools per token (analyze --pooling):
+//   softmax — the routing distribution p_t itself: q_i = (1/L_i) Σ_t p_t (Eq. 1, Bandarkar et al. 2025's
+//             paper text, "the mean of the softmax of the router logits"; needs the full p_t);
+//   gate    — the weight each selected expert actually gets, p_t masked to the token's top-k set and
+//             renormalised over it, g_t,e = p_t,e / Σ_{j∈topk_t} p_t,j (0 outside the set), then averaged:
+//             q_i = (1/L_i) Σ_t g_t. The authors' code: lucasbandarkar/xl_moe_alignment,
+//             routing_analysis/get_routing_weights.py, calculate_total_actual_weight_per_sequence
+//             ("scoring_func and renormalize are parameters of vllm's FusedMoE"; renormalize = True for
+//             every model there), which their get_routing_weights.py uses for the default mode
+//             "expert_importance" as well as "total_actual_weight". Needs only the top-k ids and their p.
+enum class Pooling { softmax, gate };
+
 struct SummaryOptions {
     uint64_t seed = 0;                          // consistency pairs: derive_seed(seed, seq_index, layer)
     int consistency_pairs = kConsistencyPairs;  // 500 as in §4.4
+    Pooling pooling = Pooling::softmax;         // summarise_sequence_raw only; the reference is softmax
 };
 
 // One sequence at one MoE layer.
 struct SequenceLayerStats {
     int64_t n_tok = 0;
-    std::vector<double> importance;     // [E] q_i (Eq. 1); empty when n_tok == 0
-    double entropy_sum = 0.0;           // Σ_t H(p_t)
-    std::optional<double> consistency;  // nullopt when n_tok < 2
-    std::vector<int64_t> act_count;     // [E] a_i: tokens with e in their top-k
+    std::vector<double> importance;        // [E] q_i (Eq. 1); empty when n_tok == 0
+    double entropy_sum = 0.0;              // Σ_t H(p_t) (gate pooling: Σ_t H(g_t))
+    std::optional<double> pooled_entropy;  // H(q_i) (analyze --entropy pooled); nullopt without q
+    std::optional<double> consistency;     // nullopt when n_tok < 2
+    std::vector<int64_t> act_count;        // [E] a_i: tokens with e in their top-k
 };
 
 // seq_index: the sequence's position in corpus order (TraceSeq::index), so the consistency draws do not
@@ -70,9 +84,17 @@ std::vector<SequenceLayerStats> summarise_sequence(std::span<const float> probs,
 // activation_counts.
 // Neither set (a --store topk trace): importance stays empty and entropy_sum 0; LayerAccumulator then adds
 // only consistency and activation counts.
+//
+// Pooling::gate (SummaryOptions) pools the renormalised top-k weights g_t instead (see Pooling): from the
+// full p_t when given, else from topk_f16 / topk_f32, the p of the selected experts in the order of the
+// ids (a --store topk trace). The selected set is the recorded top-k ids (a duplicated id counts once), so
+// it is exactly k experts as in vLLM's fused top-k; the authors' mask p ≥ (k-th largest p) would also take
+// experts tied with the k-th, which on stored f16 p would add experts the router did not select.
 struct RawProbs {
     const uint16_t * f16 = nullptr;  // at most one of the two is set
     const float * f32 = nullptr;
+    const uint16_t * topk_f16 = nullptr;  // [T, n_moe, K]: p of the selected experts (store topk)
+    const float * topk_f32 = nullptr;
 };
 std::vector<SequenceLayerStats> summarise_sequence_raw(RawProbs probs, const int16_t * topk,
                                                        int64_t tok_begin, int64_t n_tok, int n_moe,
@@ -90,9 +112,11 @@ float f16_bits_to_f32(uint16_t h);
 // Corpus-level accumulators of one layer for one corpus or language.
 struct LayerAccumulator {
     int n_expert = 0;
-    int64_t n_seq = 0;                   // sequences added (including empty ones)
-    int64_t n_empty = 0;                 // sequences with no token (no q, no frequency)
-    EntropyAccumulator entropy;          // routing entropy (§4.4)
+    int64_t n_seq = 0;           // sequences added (including empty ones)
+    int64_t n_empty = 0;         // sequences with no token (no q, no frequency)
+    EntropyAccumulator entropy;  // routing entropy (§4.4): mean over tokens of H(p_t)
+    // mean over non-empty sequences of H(q_i) (analyze --entropy pooled; n_tok counts sequences here)
+    EntropyAccumulator pooled_entropy;
     ConsistencyAccumulator consistency;  // token routing consistency (§4.4)
     ActivationAccumulator activation;    // sequence-averaged a_i/L_i, the terms of Eq. 3
     TokenActivationCounter tokens;       // token-pooled f(e) for RISE/Chen (language_experts.h)

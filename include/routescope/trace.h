@@ -139,8 +139,9 @@ TraceShard parse_shard(const std::string & path, std::vector<uint8_t> bytes, con
                        int64_t shard);
 
 // A shard's stored bytes with typed views of its tensors, no conversion (analyze's and experts' fast path,
-// src/trace/trace_raw.cpp). Without probs only the sequence tensors and topk are read from the file (pread of
-// their byte ranges), so `experts` reads a few percent of a shard. Views point into `bytes`.
+// src/trace/trace_raw.cpp). The whole file is read (one sequential pass, hashed as it is read when the
+// manifest holds the shard's SHA-256, as read_shard verifies it); without probs the probabilities are
+// neither checked nor handed out, so `experts` does not pay their range check. Views point into `bytes`.
 struct RawShard {
     int n_moe = 0, n_expert = 0, top_k = 0;
     int64_t n_tok = 0;
@@ -148,7 +149,10 @@ struct RawShard {
     const uint16_t * probs_f16 = nullptr;  // [T, n_moe, E] when the trace stores f16 and probs were read
     const float * probs_f32 = nullptr;     // [T, n_moe, E] when it stores f32 and probs were read
     const int16_t * topk = nullptr;        // [T, n_moe, K]
-    std::vector<uint64_t> bytes;           // owns the data (8-byte aligned)
+    // [T, n_moe, K] p of the selected experts, set (f16 or f32) for a store "topk" trace only
+    const uint16_t * topk_probs_f16 = nullptr;
+    const float * topk_probs_f32 = nullptr;
+    std::vector<uint64_t> bytes;  // owns the data (8-byte aligned)
 };
 // reuse: a shard read before whose buffer is taken over (no new allocation, no page faults, when it is
 // large enough); it is left empty.

@@ -101,7 +101,12 @@ struct AnalyzeState {
     std::vector<std::vector<std::vector<std::vector<std::optional<double>>>>> div_pairs;
     std::vector<PairCell> pairwise;  // [lang_a][lang_b][slot], symmetric
     std::vector<uint8_t> paired;     // [lang]: the language has a sequence in some parallel group
-    bool topk_only = false;  // some trace was recorded with --store topk: ids only, no divergence/entropy
+    bool topk_only =
+        false;  // no q: a --store topk trace with softmax pooling (ids only, no divergence/entropy)
+    bool any_topk_store = false;  // some trace was recorded with --store topk
+    Pooling pooling = Pooling::softmax;
+    bool pooled_entropy = false;  // --entropy pooled
+    HjsNormaliser normaliser = HjsNormaliser::undefined;
     int64_t n_sequences = 0, n_tokens = 0;  // distinct sequences (a duplicate counts once)
     int64_t n_duplicates =
         0;  // parallel sequences (domain, group, language) already read from an earlier trace

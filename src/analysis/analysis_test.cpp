@@ -14,6 +14,7 @@
 
 #include "routescope/analysis.h"
 #include "routescope/common.h"
+#include "routescope/file_io.h"
 #include "routescope/metrics.h"
 #include "routescope/stats.h"
 #include "routescope/trace.h"
@@ -519,6 +520,113 @@ TEST(Analysis, TopkStoreGivesWhatTheIdsGiveAndRefusesTheRest) {
     EXPECT_EQ(slurp(dir / "e_full.csv"), slurp(dir / "e_topk.csv"));
 }
 
+// analyze --pooling gate (the authors' top-k renormalised weights) needs only the ids and their p: a
+// --store topk trace gives every table, equal to gate pooling on the full trace of the same routing.
+// --pooling softmax with a topk trace is refused naming the trace; the options land in summary.json.
+TEST(Analysis, GatePoolingWorksFromTopkTracesAndOptionsAreRecorded) {
+    const auto dir = tmp("gate_pooling");
+    const auto seqs = parallel_seqs({"eng_Latn", "deu_Latn", "fra_Latn"}, 8);
+    write_synth_trace(dir / "full", seqs);
+    write_synth_trace(dir / "topk", seqs, "abc", 3, 8, 2, 5, 0.0, "f32", "topk");
+    rs::AnalyzeOptions opt;
+    opt.bootstrap_resamples = 10;
+    opt.pooling = "gate";
+    opt.entropy = "pooled";
+    opt.normaliser = "clamp";
+    for (const char * t : {"full", "topk"}) {
+        opt.traces = {(dir / t).string()};
+        opt.out_dir = (dir / (std::string("a_") + t)).string();
+        EXPECT_FALSE(rs::run_analyze(opt).topk_only) << t;
+    }
+    for (const char * f :
+         {"divergence.csv", "entropy.csv", "pairwise.csv", "consistency.csv", "clusters.json"}) {
+        std::string full = slurp(dir / "a_full" / f);  // divergence.csv names the trace
+        for (size_t at; (at = full.find((dir / "full").string())) != std::string::npos;)
+            full.replace(at, (dir / "full").string().size(), (dir / "topk").string());
+        EXPECT_EQ(slurp(dir / "a_topk" / f), full) << f;
+    }
+    const auto sj = nlohmann::json::parse(slurp(dir / "a_topk" / "summary.json"));
+    EXPECT_EQ(sj["options"],
+              nlohmann::json({{"pooling", "gate"}, {"entropy", "pooled"}, {"normaliser", "clamp"}}));
+    EXPECT_FALSE(sj.contains("not_computed"));
+    EXPECT_FALSE(sj["languages"]["deu_Latn"]["divergence"].is_null());
+
+    // defaults recorded; gate pooling changes the divergence of the full trace
+    rs::AnalyzeOptions def;
+    def.bootstrap_resamples = 10;
+    def.traces = {(dir / "full").string()};
+    def.out_dir = (dir / "a_default").string();
+    rs::run_analyze(def);
+    const auto dj = nlohmann::json::parse(slurp(dir / "a_default" / "summary.json"));
+    EXPECT_EQ(dj["options"],
+              nlohmann::json({{"pooling", "softmax"}, {"entropy", "token"}, {"normaliser", "undefined"}}));
+    EXPECT_NE(slurp(dir / "a_default" / "divergence.csv"), slurp(dir / "a_full" / "divergence.csv"));
+
+    opt.pooling = "softmax";
+    opt.traces = {(dir / "topk").string()};
+    try {
+        rs::run_analyze(opt);
+        ADD_FAILURE() << "softmax pooling accepted on a --store topk trace";
+    } catch (const rs::Error & e) {
+        EXPECT_EQ(std::string(e.what()).rfind(opt.traces[0] + ": recorded with --store topk", 0), 0u)
+            << e.what();
+    }
+    opt.pooling = "mean";
+    EXPECT_THROW(rs::run_analyze(opt), rs::Error);
+}
+
+// --entropy pooled: the mean over a language's sequences of H(q_i) (the authors' analyze_routing_entropy),
+// against a recomputation from read_shard; --entropy token stays the mean over tokens of H(p_t).
+TEST(Analysis, PooledEntropyIsTheMeanOverSequencesOfHq) {
+    const auto dir = tmp("pooled_entropy");
+    write_synth_trace(dir / "t", parallel_seqs({"eng_Latn", "deu_Latn"}, 7));
+    const auto m = rs::read_manifest((dir / "t").string());
+    const int n_moe = 3, e = 8;
+    std::map<std::pair<int, int>, std::pair<double, int>> pooled;  // (lang, slot) → (Σ H(q), n)
+    std::map<std::pair<int, int>, std::pair<double, int64_t>> token;
+    for (const int64_t k : rs::list_shards((dir / "t").string())) {
+        const auto s = rs::read_shard((dir / "t").string(), m, k);
+        for (const auto & sq : s.seqs)
+            for (int l = 0; l < n_moe; ++l) {
+                std::vector<double> q(e, 0.0);
+                for (int64_t t = 0; t < sq.n_tok; ++t) {
+                    const auto p = s.p(sq.tok_begin + t, l);
+                    double h = 0;
+                    for (int x = 0; x < e; ++x) {
+                        q[(size_t)x] += (double)p[(size_t)x];
+                        if (p[(size_t)x] > 0) h -= (double)p[(size_t)x] * std::log((double)p[(size_t)x]);
+                    }
+                    token[{sq.lang, l}].first += h, ++token[{sq.lang, l}].second;
+                }
+                double h = 0;
+                for (auto & v : q) {
+                    v /= (double)sq.n_tok;
+                    if (v > 0) h -= v * std::log(v);
+                }
+                pooled[{sq.lang, l}].first += h, ++pooled[{sq.lang, l}].second;
+            }
+    }
+    for (const char * mode : {"pooled", "token"}) {
+        rs::AnalyzeOptions opt;
+        opt.traces = {(dir / "t").string()};
+        opt.bootstrap_resamples = 10;
+        opt.entropy = mode;
+        opt.out_dir = (dir / mode).string();
+        rs::run_analyze(opt);
+        int n = 0;
+        for (const auto & r : csv_rows(dir / mode / "entropy.csv")) {
+            const int lang = r[1] == "eng_Latn" ? 0 : 1, slot = std::stoi(r[2]) - 1;
+            const double want = std::string(mode) == "pooled"
+                                    ? pooled.at({lang, slot}).first / pooled.at({lang, slot}).second
+                                    : token.at({lang, slot}).first / (double)token.at({lang, slot}).second;
+            EXPECT_NEAR(std::stod(r[3]), want, 1e-9 * want) << mode << " " << r[1] << " " << r[2];
+            ++n;
+        }
+        EXPECT_EQ(n, 2 * n_moe) << mode;
+    }
+    EXPECT_NE(slurp(dir / "pooled" / "entropy.csv"), slurp(dir / "token" / "entropy.csv"));
+}
+
 TEST(Analysis, UnpairedDomainsGiveDomainDivergence) {
     const auto dir = tmp("domains");
     auto seqs = parallel_seqs({"eng_Latn", "deu_Latn"}, 4);
@@ -570,6 +678,55 @@ TEST(Analysis, ExpertsDeltaAndSets) {
     opt.multilingual = false;
     opt.target = "lang=xxx";
     EXPECT_THROW(rs::run_experts(opt), rs::Error);
+}
+
+// Issue 14: the fast reader verifies each shard's SHA-256 as read_shard does. A trace whose manifest records
+// the checksums (as `trace` writes them) is analysed; one flipped byte in a shard's probs — still a valid
+// probability, so only the checksum can tell — makes analyze and experts refuse, naming the file.
+TEST(Analysis, CorruptShardByteIsRefusedByTheFastReader) {
+    const auto dir = tmp("checksum");
+    const auto t = dir / "t";
+    write_synth_trace(t, parallel_seqs({"eng_Latn", "deu_Latn"}, 6), "abc", 3, 8, 2, 5, 0.0, "f16");
+    auto m = rs::read_manifest(t.string());
+    for (const int64_t k : rs::list_shards(t.string())) {
+        const std::string bytes = slurp(t / rs::shard_file_name(k));
+        m.shard_sha256[k] = rs::sha256_hex(bytes.data(), bytes.size());
+    }
+    rs::write_manifest(t.string(), m);
+    rs::AnalyzeOptions opt;
+    opt.traces = {t.string()};
+    opt.bootstrap_resamples = 10;
+    opt.out_dir = (dir / "out").string();
+    EXPECT_NO_THROW(rs::run_analyze(opt));
+    rs::ExpertsOptions eo;
+    eo.traces = {t.string()};
+    eo.target = "lang=deu_Latn";
+    eo.baseline = "lang=eng_Latn";
+    eo.out = (dir / "e.json").string();
+    EXPECT_NO_THROW(rs::run_experts(eo));
+
+    const fs::path shard = t / rs::shard_file_name(1);
+    {
+        std::fstream f(shard, std::ios::in | std::ios::out | std::ios::binary);
+        f.seekg(-40, std::ios::end);  // inside topk, the last tensor: ids stay in range after the flip
+        char c = 0;
+        f.read(&c, 1);
+        c ^= 1;
+        f.seekp(-40, std::ios::end);
+        f.write(&c, 1);
+    }
+    for (const bool experts : {false, true}) {
+        try {
+            if (experts)
+                rs::run_experts(eo);
+            else
+                rs::run_analyze(opt);
+            ADD_FAILURE() << "a corrupt shard was accepted (experts " << experts << ")";
+        } catch (const rs::Error & e) {
+            const std::string what = e.what();
+            EXPECT_EQ(what.rfind(shard.string() + ": checksum does not match manifest.json", 0), 0u) << what;
+        }
+    }
 }
 
 }  // namespace

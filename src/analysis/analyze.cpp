@@ -11,6 +11,7 @@
 // Determinism: summaries and group divergences are computed in parallel (parallel_map) but added in
 // sequence/group order, so results do not depend on the thread count.
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <set>
 #include <tuple>
@@ -54,16 +55,29 @@ struct GroupResult {
 
 // D_H-JS (Eqs. 7–8) of every member against the pivot, and of every new language pair of the group: the
 // non-duplicate members of this trace with each other (a ≤ b) and with the members of earlier traces.
-GroupResult compute_group(const Group & g, int n_moe, int n_expert) {
+GroupResult compute_group(const Group & g, int n_moe, int n_expert, HjsNormaliser norm) {
     GroupResult r;
     const size_t e = (size_t)n_expert;
+    // log q of every member this group pairs, once (each is paired with several others)
+    std::map<const Member *, std::vector<double>> logs;
+    auto log_of = [&](const Member & m) -> const std::vector<double> & {
+        auto & lq = logs[&m];
+        if (lq.empty()) {
+            lq.resize(m.q.size());
+            for (size_t i = 0; i < m.q.size(); ++i) lq[i] = m.q[i] > 0.0 ? std::log(m.q[i]) : 0.0;
+        }
+        return lq;
+    };
     auto hjs_all = [&](const Member & a, const Member & b) {
         std::vector<std::optional<double>> v((size_t)n_moe);
         if (a.q.empty() || b.q.empty()) return v;
+        const auto &la = log_of(a), &lb = log_of(b);
         for (int l = 0; l < n_moe; ++l) {
-            const std::span<const double> sa(a.q.data() + (size_t)l * e, e),
-                sb(b.q.data() + (size_t)l * e, e);
-            v[(size_t)l] = hjs_divergence_given_entropies(sa, sb, a.h[(size_t)l], b.h[(size_t)l]);
+            const size_t o = (size_t)l * e;
+            const std::span<const double> sa(a.q.data() + o, e), sb(b.q.data() + o, e);
+            v[(size_t)l] = hjs_divergence_given_logs(sa, sb, std::span<const double>(la.data() + o, e),
+                                                     std::span<const double>(lb.data() + o, e),
+                                                     a.h[(size_t)l], b.h[(size_t)l], norm);
         }
         return v;
     };
@@ -109,7 +123,27 @@ AnalyzeState accumulate_traces(const AnalyzeOptions & opt) {
         for (const auto & l : m.langs) index_of(st.langs, l);
         for (const auto & d : m.domains) index_of(st.domains, d);
     }
-    for (const auto & m : ts.manifests) st.topk_only = st.topk_only || m.store == "topk";
+    // --pooling / --entropy / --normaliser, and what the traces can give: softmax pooling needs the full p_t,
+    // gate pooling the top-k ids and their p, which every trace holds (metrics.h, Pooling)
+    if (opt.pooling != "" && opt.pooling != "softmax" && opt.pooling != "gate")
+        throw Error(fmt::format("--pooling {}: unknown (use softmax or gate)", opt.pooling));
+    if (opt.entropy != "token" && opt.entropy != "pooled")
+        throw Error(fmt::format("--entropy {}: unknown (use token or pooled)", opt.entropy));
+    if (opt.normaliser != "undefined" && opt.normaliser != "clamp")
+        throw Error(fmt::format("--normaliser {}: unknown (use undefined or clamp)", opt.normaliser));
+    st.pooling = opt.pooling == "gate" ? Pooling::gate : Pooling::softmax;
+    st.pooled_entropy = opt.entropy == "pooled";
+    st.normaliser = opt.normaliser == "clamp" ? HjsNormaliser::clamp : HjsNormaliser::undefined;
+    for (size_t i = 0; i < n_trace; ++i)
+        if (ts.manifests[i].store == "topk") {
+            st.any_topk_store = true;
+            if (opt.pooling == "softmax")
+                throw Error(fmt::format(
+                    "{}: recorded with --store topk, it holds no full p_t for --pooling softmax (use "
+                    "--pooling gate, or record with --store full)",
+                    ts.dirs[i]));
+        }
+    st.topk_only = st.any_topk_store && st.pooling == Pooling::softmax;
     if (st.topk_only && !opt.scores.empty())
         throw Error(
             "--scores correlates the divergence from the pivot, which a trace recorded with --store "
@@ -151,7 +185,7 @@ AnalyzeState accumulate_traces(const AnalyzeOptions & opt) {
         std::vector<int> lang_map, dom_map;
         for (const auto & l : m.langs) lang_map.push_back(index_of(st.langs, l));
         for (const auto & d : m.domains) dom_map.push_back(index_of(st.domains, d));
-        const SummaryOptions sopt{.seed = derive_seed(opt.seed, ti, 0)};
+        const SummaryOptions sopt{.seed = derive_seed(opt.seed, ti, 0), .pooling = st.pooling};
         std::set<std::pair<int, int64_t>> closed;
         std::optional<Group> open;
         std::vector<Group> ready;
@@ -181,7 +215,7 @@ AnalyzeState accumulate_traces(const AnalyzeOptions & opt) {
         // pairs the ready groups (in parallel) and adds the results in group order
         auto flush_ready = [&]() {
             const auto res = parallel_map<GroupResult>((int64_t)ready.size(), opt.n_threads, [&](int64_t i) {
-                return compute_group(ready[(size_t)i], n_moe, n_expert);
+                return compute_group(ready[(size_t)i], n_moe, n_expert, st.normaliser);
             });
             for (size_t gi = 0; gi < ready.size(); ++gi) {
                 Group & g = ready[gi];
@@ -207,12 +241,18 @@ AnalyzeState accumulate_traces(const AnalyzeOptions & opt) {
         };
 
         std::set<std::tuple<int, int64_t, int>> seen_here;  // joins `seen` after this trace
-        for_each_raw_shard(dir, m, opt.n_threads, !st.topk_only, [&](int64_t shard, const RawShard & s) {
+        // full p_t from a full trace whenever q is wanted (gate pooling takes the selected experts' p from
+        // it); a topk trace always hands out the selected experts' p (topk_probs)
+        const bool with_probs = m.store != "topk" && !st.topk_only;
+        for_each_raw_shard(dir, m, opt.n_threads, with_probs, [&](int64_t shard, const RawShard & s) {
             if (s.n_moe != n_moe || s.n_expert != n_expert || s.top_k != ts.top_k)
                 throw Error(fmt::format("shard {} of trace {} does not match its manifest", shard, dir));
             // per-sequence statistics of every layer in one pass over the stored rows, in parallel; added
             // below in sequence order
-            const RawProbs probs{.f16 = s.probs_f16, .f32 = s.probs_f32};
+            const RawProbs probs{.f16 = s.probs_f16,
+                                 .f32 = s.probs_f32,
+                                 .topk_f16 = st.topk_only ? nullptr : s.topk_probs_f16,
+                                 .topk_f32 = st.topk_only ? nullptr : s.topk_probs_f32};
             const auto sums = parallel_map<std::vector<SequenceLayerStats>>(
                 (int64_t)s.seqs.size(), opt.n_threads, [&](int64_t i) {
                     const TraceSeq & q = s.seqs[(size_t)i];
@@ -264,7 +304,8 @@ AnalyzeState accumulate_traces(const AnalyzeOptions & opt) {
                     for (int l = 0; l < n_moe; ++l) {
                         const auto & imp = sums[i][(size_t)l].importance;
                         std::copy(imp.begin(), imp.end(), mem.q.begin() + (ptrdiff_t)l * n_expert);
-                        mem.h[(size_t)l] = entropy(std::span<const double>(imp));
+                        // H(q), computed with the summary (in parallel): entropy(imp)
+                        mem.h[(size_t)l] = *sums[i][(size_t)l].pooled_entropy;
                     }
                 }
                 open->members.push_back(std::move(mem));

@@ -155,7 +155,7 @@ AnalyzeReport write_analysis(const AnalyzeState & st) {
         for (int l = 0; l < n_moe; ++l) {
             const auto & acc = st.by_lang[(size_t)la][(size_t)l];
             ent_csv.field(model).field(st.langs[(size_t)la]).field(ts.moe_layers[(size_t)l]);
-            ent_csv.field(acc.entropy.mean());
+            ent_csv.field(st.pooled_entropy ? acc.pooled_entropy.mean() : acc.entropy.mean());
             ent_csv.end_row();
             con_csv.field(model).field(st.langs[(size_t)la]).field(ts.moe_layers[(size_t)l]);
             con_csv.field(acc.consistency.mean()).field(acc.n_seq).field(acc.consistency.n_undefined);
@@ -313,7 +313,11 @@ AnalyzeReport write_analysis(const AnalyzeState & st) {
                 const auto qa = st.by_domain[a][(size_t)l].mean_importance();
                 const auto qb = st.by_domain[b][(size_t)l].mean_importance();
                 if (qa.empty() || qb.empty()) continue;
-                const auto d = unpaired_divergence(qa, qb);
+                const auto d =
+                    st.normaliser == HjsNormaliser::undefined
+                        ? unpaired_divergence(qa, qb)
+                        : hjs_divergence_given_entropies(qa, qb, entropy(std::span<const double>(qa)),
+                                                         entropy(std::span<const double>(qb)), st.normaliser);
                 n_undefined_domains += !d;
                 dom_csv.field(model)
                     .field(ts.moe_layers[(size_t)l])
@@ -345,7 +349,12 @@ AnalyzeReport write_analysis(const AnalyzeState & st) {
     js["n_sequences"] = st.n_sequences;
     js["n_tokens"] = st.n_tokens;
     js["n_duplicate_sequences"] = st.n_duplicates;
-    js["store"] = st.topk_only ? "topk" : "full";
+    js["store"] = st.any_topk_store ? "topk" : "full";
+    // the definitions used (analysis.h, AnalyzeOptions), so numbers can be compared with the paper's or the
+    // authors' code
+    js["options"] = {{"pooling", st.pooling == Pooling::gate ? "gate" : "softmax"},
+                     {"entropy", st.pooled_entropy ? "pooled" : "token"},
+                     {"normaliser", st.normaliser == HjsNormaliser::clamp ? "clamp" : "undefined"}};
     if (st.topk_only) js["not_computed"] = needs_p;  // need the full p_t (trace --store full)
     if (mid.empty()) {
         js["middle_layers"] = nullptr;
@@ -370,7 +379,7 @@ AnalyzeReport write_analysis(const AnalyzeState & st) {
         int64_t con_undef = 0;
         for (int l : headline) {
             const auto & acc = st.by_lang[(size_t)la][(size_t)l];
-            ev.push_back(acc.entropy.mean());
+            ev.push_back(st.pooled_entropy ? acc.pooled_entropy.mean() : acc.entropy.mean());
             cv.push_back(acc.consistency.mean());
             con_undef += acc.consistency.n_undefined;
         }

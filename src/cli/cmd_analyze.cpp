@@ -25,13 +25,27 @@ void add_analyze(CLI::App & app) {
     cmd->add_option("--threads,-t", opt->n_threads, "CPU threads (0: all cores)")
         ->check(CLI::NonNegativeNumber)
         ->capture_default_str();
+    cmd->add_option("--pooling", opt->pooling,
+                    "per-sequence q: softmax (mean p_t, the paper; default) or gate (top-k weights "
+                    "renormalised, the authors' code)")
+        ->check(CLI::IsMember({"softmax", "gate"}));
+    cmd->add_option("--entropy", opt->entropy,
+                    "token (mean H over tokens, the paper) or pooled (mean H(q) over sequences, the "
+                    "authors' code)")
+        ->check(CLI::IsMember({"token", "pooled"}))
+        ->capture_default_str();
+    cmd->add_option("--normaliser", opt->normaliser,
+                    "D_H-JS when log E - (H(a)+H(b))/2 vanishes: undefined (below 1e-6 log E, skipped) or "
+                    "clamp (max(.., 1e-6), the authors' code)")
+        ->check(CLI::IsMember({"undefined", "clamp"}))
+        ->capture_default_str();
     cmd->add_option("--out,-o", opt->out_dir, "output directory")->required();
     cmd->footer(
         "Writes divergence.csv, entropy.csv, consistency.csv, pairwise.csv, isolation.csv, "
         "experts_rise.csv,\n"
         "domains.csv, clusters.json, summary.json (and correlation.csv with --scores); see analysis.h.\n"
         "A trace recorded with --store topk gives consistency.csv, isolation.csv, experts_rise.csv and "
-        "summary.json only.");
+        "summary.json only,\nunless --pooling gate (which needs only the top-k ids and their p).");
     cmd->callback([opt, middle] {
         if (!middle->empty()) opt->middle = parse_layer_range(*middle);
         const auto r = run_analyze(*opt);

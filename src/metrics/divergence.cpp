@@ -184,6 +184,39 @@ std::optional<double> hjs_divergence_given_entropies(std::span<const double> a, 
     return hjs_t(a, b, h_a, h_b, floor_rel);
 }
 
+std::optional<double> hjs_divergence_given_entropies(std::span<const double> a, std::span<const double> b,
+                                                     double h_a, double h_b, HjsNormaliser mode) {
+    if (mode == HjsNormaliser::undefined) return hjs_t(a, b, h_a, h_b, kHjsFloorRel);
+    RS_ASSERT(a.size() == b.size());
+    if (a.size() <= 1) return std::nullopt;
+    // analysis_helpers.py: max_possible_js = log(E) − avg_entropy; torch.clamp(max_possible_js, min=1e-6)
+    const double f = std::max(std::log((double)a.size()) - 0.5 * (h_a + h_b), kHjsClampAbs);
+    return js_t(a, b) / f;
+}
+
+std::optional<double> hjs_divergence_given_logs(std::span<const double> a, std::span<const double> b,
+                                                std::span<const double> log_a, std::span<const double> log_b,
+                                                double h_a, double h_b, HjsNormaliser mode) {
+    RS_ASSERT(a.size() == b.size() && log_a.size() == a.size() && log_b.size() == b.size());
+    if (a.size() <= 1) return std::nullopt;
+    const double log_e = std::log((double)a.size());
+    double f = log_e - 0.5 * (h_a + h_b);  // Eq. 7
+    if (mode == HjsNormaliser::clamp)
+        f = std::max(f, kHjsClampAbs);
+    else if (!(f >= kHjsFloorRel * log_e) || !(f > 0.0))
+        return std::nullopt;
+    double s = 0.0;
+    for (size_t e = 0; e < a.size(); ++e) {
+        const double x = a[e], y = b[e];
+        if (!(x > 0.0) && !(y > 0.0)) continue;
+        const double lm = std::log(0.5 * (x + y));
+        const double tx = x > 0.0 ? x * (log_a[e] - lm) : 0.0;
+        const double ty = y > 0.0 ? y * (log_b[e] - lm) : 0.0;
+        s += 0.5 * (tx + ty);
+    }
+    return std::clamp(s, 0.0, std::numbers::ln2) / f;  // Eq. 6 clamped to its bounds as js_t, then Eq. 8
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Divergence from a pivot (Eq. 2)
 

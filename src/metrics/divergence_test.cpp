@@ -147,6 +147,25 @@ TEST(HjsDivergence, UndefinedNearUniformNeverNaN) {
     EXPECT_NEAR(*d, 0.6225562489182657, 1e-13);
 }
 
+// --normaliser clamp (the authors' analysis_helpers.py, calculate_entropy_normalized_jsd):
+// F = max(log E − ½(H(a)+H(b)), 1e-6). Near uniform (F ≈ 2d² = 2e-8 < 1e-6·log 2) the default is undefined
+// and clamp divides by 1e-6; well away from uniform both rules give D_JS / F.
+TEST(HjsDivergence, ClampedNormaliserAsTheAuthorsCode) {
+    const double d = 1e-4;
+    const std::vector<double> a = {0.5 + d, 0.5 - d}, b = {0.5 - d, 0.5 + d};
+    const double ha = rs::entropy(std::span<const double>(a)), hb = rs::entropy(std::span<const double>(b));
+    EXPECT_FALSE(rs::hjs_divergence_given_entropies(a, b, ha, hb, rs::HjsNormaliser::undefined));
+    const auto c = rs::hjs_divergence_given_entropies(a, b, ha, hb, rs::HjsNormaliser::clamp);
+    ASSERT_TRUE(c);
+    EXPECT_DOUBLE_EQ(*c, rs::js_divergence(a, b) / 1e-6);
+    const std::vector<double> x = {0.7, 0.2, 0.1, 0.0}, y = {0.1, 0.1, 0.4, 0.4};
+    const double hx = rs::entropy(std::span<const double>(x)), hy = rs::entropy(std::span<const double>(y));
+    const double want = rs::js_divergence(x, y) / (std::log(4.0) - 0.5 * (hx + hy));
+    EXPECT_DOUBLE_EQ(*rs::hjs_divergence_given_entropies(x, y, hx, hy, rs::HjsNormaliser::clamp), want);
+    EXPECT_DOUBLE_EQ(*rs::hjs_divergence_given_entropies(x, y, hx, hy, rs::HjsNormaliser::undefined), want);
+    EXPECT_EQ(*rs::hjs_divergence_given_entropies(x, x, hx, hx, rs::HjsNormaliser::clamp), 0.0);
+}
+
 TEST(PairedDivergence, MeanSkipsUndefinedPairs) {
     // E = 2, three pairs: (one-hot, opposite one-hot) → 1; (identical one-hot) → 0; (uniform, uniform) →
     // undefined

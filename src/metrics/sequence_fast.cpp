@@ -8,10 +8,18 @@
 // computes with std::log); top-k sets become E-bit masks, so a Jaccard similarity is two popcounts per
 // 64 experts instead of a sorted merge. Every floating-point sum but one runs in the order of
 // summarise_sequence (tokens in order, experts in order), so q, consistency and counts are bit-identical to
-// it; H(p_t) is summed in four interleaved partial sums (fixed order, ~1e-16 relative of the sequential sum).
+// it; H(p_t) is summed in sixteen interleaved partial sums (a fixed order, ~1e-16 relative of the
+// sequential sum): one chain of E dependent additions, or four, would bound the pass by the add latency.
+// On x86-64 CPUs with AVX2 and F16C (checked at run time) a row of f16 p is widened eight at a time
+// (_mm256_cvtph_ps, exact) and its p·log p gathered from the table: the same values in the same order, so
+// the result does not depend on the CPU.
 #include <bit>
 #include <cmath>
 #include <string>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "routescope/common.h"
 #include "routescope/f16.h"
@@ -66,6 +74,68 @@ __attribute__((target_clones("popcnt", "default"))) double consistency_of_masks(
     return sum / (double)n_pairs;
 }
 
+// One row of f16 p (E values): qs[e] += p_e (in expert order) and h[e mod 16] −= p_e·log p_e (h: sixteen
+// partial sums, experts e ≡ u mod 16 in expert order). The portable version; row_f16_avx2 computes the
+// same values in the same order.
+void row_f16_scalar(const uint16_t * r, size_t E, double * qs, double * h, const F16Tables & tab) {
+    for (size_t e = 0; e < E; ++e) qs[e] += (double)tab.value[r[e]];
+    for (size_t e = 0; e < E; ++e) h[e % 16] -= tab.plogp[r[e]];
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,f16c"))) void row_f16_avx2(const uint16_t * r, size_t E, double * qs, double * h,
+                                                       const F16Tables & tab) {
+    __m256d h0 = _mm256_loadu_pd(h), h1 = _mm256_loadu_pd(h + 4), h2 = _mm256_loadu_pd(h + 8),
+            h3 = _mm256_loadu_pd(h + 12);
+    const double * pl = tab.plogp.data();
+    // the masked form with a zero source: GCC 12 warns that the plain form's undefined source is used
+    const __m256d zero = _mm256_setzero_pd(), all = _mm256_castsi256_pd(_mm256_set1_epi64x(-1));
+#define RS_GATHER(idx) _mm256_mask_i32gather_pd(zero, pl, (idx), all, 8)
+    size_t e = 0;
+    for (; e + 16 <= E; e += 16) {
+        const __m128i b0 = _mm_loadu_si128(reinterpret_cast<const __m128i *>(r + e));
+        const __m128i b1 = _mm_loadu_si128(reinterpret_cast<const __m128i *>(r + e + 8));
+        const __m256 f0 = _mm256_cvtph_ps(b0), f1 = _mm256_cvtph_ps(b1);  // exact: f16 ⊂ f32
+        _mm256_storeu_pd(qs + e,
+                         _mm256_add_pd(_mm256_loadu_pd(qs + e), _mm256_cvtps_pd(_mm256_castps256_ps128(f0))));
+        _mm256_storeu_pd(qs + e + 4, _mm256_add_pd(_mm256_loadu_pd(qs + e + 4),
+                                                   _mm256_cvtps_pd(_mm256_extractf128_ps(f0, 1))));
+        _mm256_storeu_pd(qs + e + 8, _mm256_add_pd(_mm256_loadu_pd(qs + e + 8),
+                                                   _mm256_cvtps_pd(_mm256_castps256_ps128(f1))));
+        _mm256_storeu_pd(qs + e + 12, _mm256_add_pd(_mm256_loadu_pd(qs + e + 12),
+                                                    _mm256_cvtps_pd(_mm256_extractf128_ps(f1, 1))));
+        const __m256i i0 = _mm256_cvtepu16_epi32(b0), i1 = _mm256_cvtepu16_epi32(b1);
+        h0 = _mm256_sub_pd(h0, RS_GATHER(_mm256_castsi256_si128(i0)));
+        h1 = _mm256_sub_pd(h1, RS_GATHER(_mm256_extracti128_si256(i0, 1)));
+        h2 = _mm256_sub_pd(h2, RS_GATHER(_mm256_castsi256_si128(i1)));
+        h3 = _mm256_sub_pd(h3, RS_GATHER(_mm256_extracti128_si256(i1, 1)));
+    }
+    _mm256_storeu_pd(h, h0), _mm256_storeu_pd(h + 4, h1), _mm256_storeu_pd(h + 8, h2),
+        _mm256_storeu_pd(h + 12, h3);
+#undef RS_GATHER
+    for (; e < E; ++e) qs[e] += (double)tab.value[r[e]], h[e % 16] -= tab.plogp[r[e]];
+}
+
+using RowF16 = void (*)(const uint16_t *, size_t, double *, double *, const F16Tables &);
+RowF16 pick_row_f16() {
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") ? row_f16_avx2 : row_f16_scalar;
+}
+#else
+using RowF16 = void (*)(const uint16_t *, size_t, double *, double *, const F16Tables &);
+RowF16 pick_row_f16() {
+    return row_f16_scalar;
+}
+#endif
+
+const RowF16 row_f16 = pick_row_f16();
+
+// (h0 + h1) + … in a fixed tree: the sixteen partial sums of H(p_t)
+double sum16(const double * h) {
+    double s8[8];
+    for (int u = 0; u < 8; ++u) s8[u] = h[u] + h[u + 8];
+    return ((s8[0] + s8[4]) + (s8[1] + s8[5])) + ((s8[2] + s8[6]) + (s8[3] + s8[7]));
+}
+
 }  // namespace
 
 float f16_bits_to_f32(uint16_t h) {
@@ -77,48 +147,36 @@ std::vector<SequenceLayerStats> summarise_sequence_raw(RawProbs probs, const int
                                                        int n_expert, int top_k, int64_t seq_index,
                                                        const SummaryOptions & opt) {
     RS_ASSERT(n_moe > 0 && n_expert > 0 && top_k > 0 && n_tok >= 0 && topk);
-    const bool has_p = probs.f16 || probs.f32;  // a --store topk trace: ids only
+    const bool has_full = probs.f16 || probs.f32;
+    const bool has_sel = probs.topk_f16 || probs.topk_f32;  // a --store topk trace: p of the selected
+    const bool gate = opt.pooling == Pooling::gate;
+    const bool has_q = gate ? has_full || has_sel : has_full;  // q (and entropies) can be computed
     RS_ASSERT(opt.consistency_pairs > 0);
     const F16Tables & tab = tables();
     const size_t L = (size_t)n_moe, E = (size_t)n_expert, K = (size_t)top_k;
     const size_t W = (E + 63) / 64;  // mask words per top-k set
     std::vector<SequenceLayerStats> out(L);
-    std::vector<double> qsum(L * E, 0.0), hsum(L, 0.0);
-    std::vector<int64_t> cnt(L * E, 0);
-    std::vector<uint64_t> masks((size_t)n_tok * L * W, 0);
+    // per-thread scratch reused from sequence to sequence: fresh ~100 KiB blocks per sequence would be
+    // mmap'ed and page-faulted every time (glibc serves large blocks from the kernel)
+    thread_local std::vector<double> qsum_buf;
+    thread_local std::vector<int64_t> cnt_buf;
+    thread_local std::vector<uint64_t> mask_buf;
+    qsum_buf.assign(has_q ? L * E : 0, 0.0);
+    cnt_buf.assign(L * E, 0);
+    mask_buf.assign((size_t)n_tok * L * W, 0);
+    std::vector<double> & qsum = qsum_buf;
+    std::vector<int64_t> & cnt = cnt_buf;
+    std::vector<uint64_t> & masks = mask_buf;
+    std::vector<double> hsum(L, 0.0);
+    std::vector<int> sel(K);       // positions in the row of its distinct selected experts
+    std::vector<double> p_sel(K);  // their p (gate pooling)
     for (int64_t t = 0; t < n_tok; ++t) {
         const size_t row0 = (size_t)(tok_begin + t) * L;  // first (token, layer) row of the token
         for (size_t l = 0; l < L; ++l) {
-            double * qs = &qsum[l * E];
-            // H(p_t) = −Σ p log p (0·log 0 = 0) in four interleaved partial sums (experts e ≡ 0..3 mod 4,
-            // added as (h0 + h1) + (h2 + h3)): a single chain of E dependent additions would bound the pass
-            // by the addition latency. A fixed order, so still bit-stable; within ~1e-16 relative of the
-            // sequential sum.
-            double h4[4] = {0.0, 0.0, 0.0, 0.0};
-            size_t e4 = E / 4 * 4;
-            if (!has_p) {
-            } else if (probs.f16) {
-                const uint16_t * r = probs.f16 + (row0 + l) * E;
-                for (size_t e = 0; e < E; ++e) qs[e] += (double)tab.value[r[e]];
-                for (size_t e = 0; e < e4; e += 4)
-                    for (int u = 0; u < 4; ++u) h4[u] -= tab.plogp[r[e + (size_t)u]];
-                for (size_t e = e4; e < E; ++e) h4[e - e4] -= tab.plogp[r[e]];
-            } else {
-                const float * r = probs.f32 + (row0 + l) * E;
-                for (size_t e = 0; e < E; ++e) qs[e] += (double)r[e];
-                auto plogp = [](float v) {
-                    const double x = (double)v;
-                    return x > 0.0 ? x * std::log(x) : 0.0;
-                };
-                for (size_t e = 0; e < e4; e += 4)
-                    for (int u = 0; u < 4; ++u) h4[u] -= plogp(r[e + (size_t)u]);
-                for (size_t e = e4; e < E; ++e) h4[e - e4] -= plogp(r[e]);
-            }
-            const double h = (h4[0] + h4[1]) + (h4[2] + h4[3]);
-            hsum[l] += h;
             const int16_t * ids = topk + (row0 + l) * K;
             uint64_t * m = &masks[((size_t)t * L + l) * W];
             int64_t * c = &cnt[l * E];
+            size_t n_sel = 0;
             for (size_t j = 0; j < K; ++j) {
                 const int id = ids[j];
                 if (id < 0 || id >= n_expert) bad_id(id, n_expert);
@@ -126,17 +184,67 @@ std::vector<SequenceLayerStats> summarise_sequence_raw(RawProbs probs, const int
                 if (m[id >> 6] & bit) continue;  // a duplicated id in one row counts once
                 m[id >> 6] |= bit;
                 ++c[id];
+                sel[n_sel++] = (int)j;  // position in the row (the p of a store-topk row is by position)
             }
+            if (!has_q) continue;
+            double * qs = &qsum[l * E];
+            if (!gate) {
+                double h16[16] = {};
+                if (probs.f16) {
+                    row_f16(probs.f16 + (row0 + l) * E, E, qs, h16, tab);
+                } else {
+                    const float * r = probs.f32 + (row0 + l) * E;
+                    for (size_t e = 0; e < E; ++e) qs[e] += (double)r[e];
+                    for (size_t e = 0; e < E; ++e) {
+                        const double x = (double)r[e];
+                        h16[e % 16] -= x > 0.0 ? x * std::log(x) : 0.0;
+                    }
+                }
+                hsum[l] += sum16(h16);
+                continue;
+            }
+            // gate pooling: g_e = p_e / S over the selected set, S = Σ_sel p (get_routing_weights.py,
+            // calculate_total_actual_weight_per_sequence: topk_discrete / (sum + 1e-20); the 1e-20 only
+            // matters when S = 0, where both give g = 0). H(g) = log S − (1/S) Σ_sel p log p: one log per
+            // row instead of k.
+            double S = 0.0, plp = 0.0;
+            double * ps = p_sel.data();
+            for (size_t i = 0; i < n_sel; ++i) {
+                const size_t j = (size_t)sel[i];
+                const int id = ids[j];
+                double x = 0.0, xl = 0.0;
+                if (has_full) {
+                    if (probs.f16) {
+                        const uint16_t b = probs.f16[(row0 + l) * E + (size_t)id];
+                        x = (double)tab.value[b], xl = tab.plogp[b];
+                    } else {
+                        x = (double)probs.f32[(row0 + l) * E + (size_t)id];
+                        xl = x > 0.0 ? x * std::log(x) : 0.0;
+                    }
+                } else if (probs.topk_f16) {
+                    const uint16_t b = probs.topk_f16[(row0 + l) * K + j];
+                    x = (double)tab.value[b], xl = tab.plogp[b];
+                } else {
+                    x = (double)probs.topk_f32[(row0 + l) * K + j];
+                    xl = x > 0.0 ? x * std::log(x) : 0.0;
+                }
+                ps[i] = x, S += x, plp += xl;
+            }
+            if (!(S > 0.0)) continue;  // no weight on the selected experts: g = 0, H(g) = 0
+            const double inv = 1.0 / S;
+            for (size_t i = 0; i < n_sel; ++i) qs[ids[sel[i]]] += ps[i] * inv;
+            hsum[l] += std::log(S) - plp * inv;
         }
     }
     for (size_t l = 0; l < L; ++l) {
         SequenceLayerStats & s = out[l];
         s.n_tok = n_tok;
         s.act_count.assign(cnt.begin() + (ptrdiff_t)(l * E), cnt.begin() + (ptrdiff_t)((l + 1) * E));
-        if (n_tok > 0 && has_p) {  // Eq. 1: q_i = (1/L_i) Σ_t p_{i,t}
+        if (n_tok > 0 && has_q) {  // Eq. 1: q_i = (1/L_i) Σ_t p_{i,t} (or Σ_t g_t)
             s.importance.assign(qsum.begin() + (ptrdiff_t)(l * E), qsum.begin() + (ptrdiff_t)((l + 1) * E));
             const double inv_len = 1.0 / (double)n_tok;
             for (double & v : s.importance) v *= inv_len;
+            s.pooled_entropy = entropy(std::span<const double>(s.importance));
         }
         s.entropy_sum = hsum[l];
         if (n_tok < 2) continue;

@@ -188,6 +188,7 @@ SequenceLayerStats summarise_sequence_layer(const ProbRows & p, const TopkRows &
     SequenceLayerStats s;
     s.n_tok = p.n_rows;
     s.importance = expert_importance(p);  // Eq. 1
+    if (!s.importance.empty()) s.pooled_entropy = entropy(std::span<const double>(s.importance));
     s.entropy_sum = token_entropy_sum(p);
     s.consistency = token_consistency(topk, opt.seed, seq_index, layer, opt.consistency_pairs);
     s.act_count.assign((size_t)p.width, 0);
@@ -223,6 +224,7 @@ void LayerAccumulator::add(const SequenceLayerStats & s) {
     const bool has_p = !s.importance.empty();
     RS_ASSERT((!has_p || s.importance.size() == (size_t)n_expert) && s.act_count.size() == (size_t)n_expert);
     if (has_p) entropy.add(s.entropy_sum, s.n_tok);
+    if (s.pooled_entropy) pooled_entropy.add(*s.pooled_entropy, 1);
     tokens.add(s.act_count, s.n_tok);
     // a_i / L_i (§5.2)
     std::vector<double> freq((size_t)n_expert);
@@ -237,6 +239,7 @@ void LayerAccumulator::merge(const LayerAccumulator & o) {
     n_seq += o.n_seq;
     n_empty += o.n_empty;
     entropy.merge(o.entropy);
+    pooled_entropy.merge(o.pooled_entropy);
     consistency.merge(o.consistency);
     activation.merge(o.activation);
     tokens.merge(o.tokens);

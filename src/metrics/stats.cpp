@@ -17,16 +17,7 @@ namespace rs {
 // ---------------------------------------------------------------------------------------------------
 // RNG
 
-uint64_t mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-uint64_t SplitMix64::next() {
-    state += 0x9e3779b97f4a7c15ULL;
-    return mix64(state);
-}
+// mix64 and SplitMix64::next are inline in stats.h.
 
 uint64_t derive_seed(uint64_t seed, uint64_t a, uint64_t b) {
     return mix64(mix64(mix64(seed) ^ a) ^ b);

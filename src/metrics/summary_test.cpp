@@ -5,8 +5,10 @@
 #include <cmath>
 #include <numbers>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
+#include "routescope/f16.h"
 #include "routescope/metrics.h"
 
 namespace {
@@ -151,6 +153,98 @@ TEST(ParallelMap, OrderAndLowestFailure) {
             EXPECT_STREQ(e.what(), "bad 30");
         }
     }
+}
+
+// analyze --pooling gate (metrics.h, Pooling; the authors' get_routing_weights.py,
+// calculate_total_actual_weight_per_sequence): g_t = p_t masked to the token's top-k ids and renormalised
+// over them; q = mean of g_t; entropy_sum = Σ_t H(g_t); pooled_entropy = H(q). Values by hand, dyadic so
+// that f16 and f32 store them exactly; from the full p and from the selected experts' p (--store topk).
+struct Rows {
+    int n_moe = 1, e = 4, k = 2;
+    std::vector<float> p;      // [T, 1, E]
+    std::vector<int16_t> ids;  // [T, 1, K]
+};
+
+std::vector<rs::SequenceLayerStats> gate_of(const Rows & r, const std::string & how,
+                                            rs::Pooling pooling = rs::Pooling::gate) {
+    const int64_t n_tok = (int64_t)r.ids.size() / r.k;
+    std::vector<uint16_t> h16(r.p.size());
+    for (size_t i = 0; i < r.p.size(); ++i) h16[i] = rs::f32_to_f16(r.p[i]);
+    std::vector<float> sel32(r.ids.size());  // p of the selected experts by position (store topk)
+    for (size_t i = 0; i < r.ids.size(); ++i)
+        sel32[i] = r.p[(i / (size_t)r.k) * (size_t)r.e + (size_t)r.ids[i]];
+    std::vector<uint16_t> sel16(sel32.size());
+    for (size_t i = 0; i < sel32.size(); ++i) sel16[i] = rs::f32_to_f16(sel32[i]);
+    rs::RawProbs raw;
+    if (how == "f32") raw.f32 = r.p.data();
+    if (how == "f16") raw.f16 = h16.data();
+    if (how == "topk_f32") raw.topk_f32 = sel32.data();
+    if (how == "topk_f16") raw.topk_f16 = sel16.data();
+    const rs::SummaryOptions so{.seed = 1, .consistency_pairs = 20, .pooling = pooling};
+    return rs::summarise_sequence_raw(raw, r.ids.data(), 0, n_tok, r.n_moe, r.e, r.k, 0, so);
+}
+
+double h_of(std::initializer_list<double> v) {
+    double h = 0;
+    for (double x : v)
+        if (x > 0) h -= x * std::log(x);
+    return h;
+}
+
+TEST(GatePooling, ByHandFromFullAndSelectedP) {
+    Rows r;
+    r.p = {0.5f, 0.25f, 0.125f, 0.125f, /* t1 */ 0.125f, 0.125f, 0.25f, 0.5f};
+    r.ids = {0, 1, /* t1 */ 3, 2};
+    for (const char * how : {"f32", "f16", "topk_f32", "topk_f16"}) {
+        const auto s = gate_of(r, how);
+        ASSERT_EQ(s.size(), 1u);
+        // t0: S = 0.75, g = (2/3, 1/3, 0, 0); t1: g = (0, 0, 1/3, 2/3); q = their mean
+        const std::vector<double> q = {1.0 / 3, 1.0 / 6, 1.0 / 6, 1.0 / 3};
+        for (int e = 0; e < 4; ++e) EXPECT_NEAR(s[0].importance[(size_t)e], q[(size_t)e], 1e-15) << how;
+        EXPECT_NEAR(s[0].entropy_sum, 2 * h_of({2.0 / 3, 1.0 / 3}), 1e-15) << how;
+        ASSERT_TRUE(s[0].pooled_entropy) << how;
+        EXPECT_NEAR(*s[0].pooled_entropy, h_of({1.0 / 3, 1.0 / 6, 1.0 / 6, 1.0 / 3}), 1e-15) << how;
+        EXPECT_EQ(s[0].act_count, (std::vector<int64_t>{1, 1, 1, 1})) << how;
+    }
+    // softmax pooling of the same rows: q = mean p; no q from the selected p alone
+    const auto soft = gate_of(r, "f32", rs::Pooling::softmax);
+    EXPECT_EQ(soft[0].importance, (std::vector<double>{0.3125, 0.1875, 0.1875, 0.3125}));
+    EXPECT_TRUE(gate_of(r, "topk_f32", rs::Pooling::softmax)[0].importance.empty());
+}
+
+// top-k = E: every expert is selected and S = Σ p = 1, so gate pooling equals softmax pooling.
+TEST(GatePooling, TopkEqualToEIsSoftmax) {
+    Rows r;
+    r.k = 4;
+    r.p = {0.5f, 0.25f, 0.125f, 0.125f, 0.0625f, 0.4375f, 0.25f, 0.25f};
+    r.ids = {0, 1, 2, 3, 3, 2, 1, 0};
+    const auto g = gate_of(r, "f16"), s = gate_of(r, "f16", rs::Pooling::softmax);
+    for (int e = 0; e < 4; ++e) EXPECT_EQ(g[0].importance[(size_t)e], s[0].importance[(size_t)e]);
+    EXPECT_NEAR(g[0].entropy_sum, s[0].entropy_sum, 1e-15);
+    EXPECT_EQ(*g[0].pooled_entropy, *s[0].pooled_entropy);
+}
+
+// A tie: four experts at 0.25 and k = 2. The recorded ids decide (exactly k experts, as vLLM's top-k);
+// the authors' mask p ≥ (k-th largest) would take all four here (metrics.h). A single-token sequence:
+// q = g_0, H(q) = H(g_0), no consistency. A duplicated id counts once; a selected set with no weight
+// (S = 0) gives g = 0, as the authors' topk_discrete / (sum + 1e-20).
+TEST(GatePooling, TieSingleTokenDuplicateAndZeroWeight) {
+    Rows r;
+    r.p = {0.25f, 0.25f, 0.25f, 0.25f};
+    r.ids = {2, 0};
+    for (const char * how : {"f32", "topk_f16"}) {
+        const auto s = gate_of(r, how);
+        EXPECT_EQ(s[0].importance, (std::vector<double>{0.5, 0.0, 0.5, 0.0})) << how;
+        EXPECT_NEAR(s[0].entropy_sum, std::numbers::ln2, 1e-15) << how;
+        EXPECT_NEAR(*s[0].pooled_entropy, std::numbers::ln2, 1e-15) << how;
+        EXPECT_FALSE(s[0].consistency) << how;
+    }
+    r.p = {0.5f, 0.25f, 0.25f, 0.0f, /* t1 */ 0.5f, 0.5f, 0.0f, 0.0f};
+    r.ids = {1, 1, /* t1: no weight on the selected */ 2, 3};
+    const auto s = gate_of(r, "f32");
+    EXPECT_EQ(s[0].importance, (std::vector<double>{0.0, 0.5, 0.0, 0.0}));  // (g0 + 0) / 2
+    EXPECT_EQ(s[0].entropy_sum, 0.0);
+    EXPECT_EQ(s[0].act_count, (std::vector<int64_t>{0, 1, 1, 1}));
 }
 
 }  // namespace

@@ -72,8 +72,8 @@ std::string st_write(const std::string & path, std::span<const StTensorView> ten
     return sha.hex();
 }
 
-static nlohmann::json parse_header(const std::string & path, const uint8_t * p, size_t size,
-                                   size_t & data_start) {
+nlohmann::json st_parse_header(const std::string & path, const uint8_t * p, size_t size,
+                               size_t & data_start) {
     if (size < 8) throw Error(fmt::format("{}: not a safetensors file (too short)", path));
     uint64_t n = 0;
     std::memcpy(&n, p, 8);
@@ -99,7 +99,7 @@ nlohmann::json st_read_header(const std::string & path) {
     f.read(reinterpret_cast<char *>(buf.data() + 8), (std::streamsize)n);
     if (!f) throw Error(fmt::format("{}: truncated safetensors header", path));
     size_t data_start = 0;
-    return parse_header(path, buf.data(), buf.size(), data_start);
+    return st_parse_header(path, buf.data(), buf.size(), data_start);
 }
 
 // Every header entry is checked before any view is handed out: a tensor entry is an object with a
@@ -153,7 +153,7 @@ static void validate_header(const std::string & path, StFile & sf, size_t data_s
 StFile st_parse(const std::string & path, std::vector<uint8_t> bytes) {
     StFile sf;
     sf.bytes = std::move(bytes);
-    sf.header = parse_header(path, sf.bytes.data(), sf.bytes.size(), sf.data_start);
+    sf.header = st_parse_header(path, sf.bytes.data(), sf.bytes.size(), sf.data_start);
     validate_header(path, sf, sf.bytes.size() - sf.data_start);
     return sf;
 }

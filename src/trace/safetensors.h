@@ -47,5 +47,8 @@ StFile st_read(const std::string & path);  // validates the header; throws rs::E
 // The same from bytes already in memory (`path` only names them in errors): the fuzz targets' entry.
 StFile st_parse(const std::string & path, std::vector<uint8_t> bytes);
 nlohmann::json st_read_header(const std::string & path);
+// The JSON header of a safetensors file whose first `size` bytes are at `p` (the header is parsed, not
+// validated as st_parse does); data_start: where the data section begins. Throws rs::Error naming `path`.
+nlohmann::json st_parse_header(const std::string & path, const uint8_t * p, size_t size, size_t & data_start);
 
 }  // namespace rs

@@ -14,6 +14,9 @@ namespace rs {
 // The error for a damaged shard: names the file, says to re-record it.
 Error corrupt_shard(const std::string & path, const std::string & what);
 
+// The error for a shard whose SHA-256 differs from the one manifest.json recorded when it was written.
+Error shard_checksum_mismatch(const std::string & path);
+
 // How many sequences shard `shard` of the manifest holds; throws for a shard beyond the manifest.
 int64_t shard_n_sequences(const std::string & path, const TraceManifest & m, int64_t shard);
 

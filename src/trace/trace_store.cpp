@@ -373,11 +373,15 @@ TraceShard read_shard(const std::string & dir, const TraceManifest & m, int64_t 
     std::string raw = read_file(path);
     const auto it = m.shard_sha256.find(shard);
     if (it != m.shard_sha256.end() && sha256_hex(raw.data(), raw.size()) != it->second)
-        throw Error(
-            fmt::format("{}: checksum does not match manifest.json (corrupt or replaced; "
-                        "re-record it with `routescope trace --resume`)",
-                        path));
+        throw shard_checksum_mismatch(path);
     return parse_shard(path, std::vector<uint8_t>(raw.begin(), raw.end()), m, shard);
+}
+
+Error shard_checksum_mismatch(const std::string & path) {
+    return Error(
+        fmt::format("{}: checksum does not match manifest.json (corrupt or replaced; "
+                    "re-record it with `routescope trace --resume`)",
+                    path));
 }
 
 Error corrupt_shard(const std::string & path, const std::string & what) {

@@ -8,7 +8,7 @@
 // A repeated item id within one run keeps its last row (as summarize_results).
 // Rendering: Markdown in the paper's layout (percentages, Δ in points, low-resource languages starred)
 // and CSV with fractions (6 decimals) for plotting. Statistics are in eval_significance.h.
-// Implemented in src/eval/compare.cpp.
+// Implemented in src/eval_harness/compare.cpp.
 #pragma once
 
 #include <cstdint>

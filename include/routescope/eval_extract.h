@@ -18,7 +18,7 @@
 // lowest
 //   index. McNorm::per_byte / per_token divide each log-likelihood by the continuation's length first
 //   (lm-eval "acc_norm" uses bytes); with the one-letter continuations all variants agree.
-// Implemented in src/eval/extract.cpp.
+// Implemented in src/eval_harness/extract.cpp.
 #pragma once
 
 #include <cstdint>

@@ -19,7 +19,7 @@
 //   scored by the log-likelihood of the continuations " A", " B", " C", " D". The subject line is written
 //   for MMLU items (non-empty subject, underscores as spaces) when subject_header is on; Belebele items
 //   carry the passage instead.
-// Implemented in src/eval/prompt.cpp.
+// Implemented in src/eval_harness/prompt.cpp.
 #pragma once
 
 #include <span>

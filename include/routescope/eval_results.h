@@ -8,7 +8,7 @@
 // cuts it off before appending. Any complete malformed line is an error naming FILE:LINE.
 // summary.csv: header "task,lang,n,accuracy,ci_lo,ci_hi"; accuracy and CI as fractions in [0, 1], 6 decimals;
 // the CI is the percentile bootstrap of stats.h (seeded, so summaries are reproducible).
-// Implemented in src/eval/results.cpp.
+// Implemented in src/eval_harness/results.cpp.
 #pragma once
 
 #include <cstdint>

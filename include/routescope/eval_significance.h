@@ -14,7 +14,7 @@
 //   CI is the percentile CI of the mean of d_i = steered_i − base_i (stats.h bootstrap_mean_ci, seeded).
 // Binomial tail probabilities use the regularised incomplete beta of stats.h:
 //   P(X ≤ k | n, ½) = I_{½}(n − k, k + 1) for k < n.
-// Implemented in src/eval/significance.cpp.
+// Implemented in src/eval_harness/significance.cpp.
 #pragma once
 
 #include <cstdint>

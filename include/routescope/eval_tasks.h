@@ -10,7 +10,7 @@
 //   belebele   Belebele, BELEBELE_DIR/<flores>.jsonl (default DATA/belebele: eng_Latn, deu_Latn), either
 //              layout (datasets.h). 0-shot MC with the passage.
 // Accepted task names: mgsm; gmmlu_med, gmmlu-med, mmlu_med, mmlu-med; belebele.
-// Implemented in src/eval/tasks.cpp.
+// Implemented in src/eval_harness/tasks.cpp.
 #pragma once
 
 #include <cstdint>

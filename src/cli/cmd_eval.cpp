@@ -1,5 +1,5 @@
 // `routescope eval`: evaluate a model (optionally steered) on MGSM, Global-MMLU medicine or Belebele
-// (the work is in rs_evaluate, evaluate.h).
+// (the work is in rs_eval_runs, src/eval_runs, evaluate.h).
 #include <fmt/format.h>
 
 #include "commands.h"

@@ -1,5 +1,5 @@
 // `routescope sweep`: grid search of steering configurations on a dev split, reported on held-out items
-// (the work is in rs_evaluate, sweep.h).
+// (the work is in rs_eval_runs, sweep.h).
 #include <filesystem>
 #include <fstream>
 

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "routescope/eval_results.h"
 #include "routescope/trace.h"
 #include "test_util.h"
 
@@ -335,6 +336,69 @@ TEST(ExpertsMethodsCli, StoreTopkTraceGivesTheSameSets) {
         EXPECT_EQ(slurp(dir / "f.csv"), slurp(dir / "t.csv")) << args;
         EXPECT_EQ(json::parse(slurp(dir / "f.json"))["sets"], json::parse(slurp(dir / "t.json"))["sets"])
             << args;
+    }
+}
+
+}  // namespace
+
+namespace {
+
+// Every method end to end on the bundled (trained) model: traced, selected, and the selection steers an
+// evaluation with the method's own rule (delta: soft on its target set, Bandarkar et al.; chen: z + λ·s·|z|
+// on the shared experts; rise: soft on the selected subnetwork; steermoe: its (de)activation). The
+// steered log-likelihoods must differ from the base run's for the rules that move the selection.
+TEST(ExpertsMethodsCli, BundledModelEveryMethodTracedSelectedSteeredEvaluated) {
+    const auto dir = temp_dir("em_bundled");
+    const std::string model = std::string(RS_SOURCE_DIR) + "/models/tiny-polyglot-moe.gguf";
+    const auto tr =
+        run_cli("trace --model " + model + " --corpus " + flores_devtest() +
+                " --langs eng_Latn,deu_Latn,swh_Latn --limit 12 --threads 2 --no-progress --out " +
+                (dir / "t").string());
+    ASSERT_EQ(tr.exit_code, 0) << tr.err;
+    const std::string eval = "eval --model " + model +
+                             " --task belebele --langs eng_Latn --limit 4 --threads 2 --no-progress --out ";
+    ASSERT_EQ(run_cli(eval + (dir / "base").string()).exit_code, 0);
+    auto logliks = [](const fs::path & details) {  // the scored log-likelihoods, in file order
+        std::vector<json> out;
+        std::ifstream f(details);
+        for (std::string line; std::getline(f, line);)
+            if (!line.empty()) out.push_back(json::parse(line)["loglik"]);
+        return out;
+    };
+    const auto base = logliks(dir / "base" / "details.jsonl");
+    ASSERT_EQ(base.size(), 4u);
+    struct Case {
+        std::string method, args;
+        json rule;
+        bool moves;  // the rule changes which experts are selected
+    };
+    const std::vector<Case> cases{
+        {"delta",
+         "--target lang=swh_Latn --baseline lang=eng_Latn",
+         {{"layers", "all"}, {"set", "target"}, {"method", "soft"}, {"lambda", 2.0}},
+         true},
+        {"chen", "", {{"layers", "all"}, {"set", "shared"}, {"method", "chen"}, {"lambda", 0.03}}, false},
+        {"rise",
+         "--target-lang swh_Latn",
+         {{"layers", "all"}, {"set", "selected"}, {"method", "soft"}, {"lambda", 2.0}},
+         true},
+        {"steermoe",
+         "--pair-a lang=swh_Latn --pair-b lang=eng_Latn --n-activate 2 --n-deactivate 2",
+         {{"layers", "all"}, {"set", "activate"}, {"deactivate_set", "deactivate"}, {"method", "steermoe"}},
+         true}};
+    for (const auto & c : cases) {
+        const auto ex = run_cli("experts " + (dir / "t").string() + " --method " + c.method + " " + c.args +
+                                " --out " + (dir / (c.method + ".json")).string());
+        ASSERT_EQ(ex.exit_code, 0) << c.method << ": " << ex.err;
+        const auto spec = dir / (c.method + "_spec.json");
+        std::ofstream(spec) << json{{"experts_file", c.method + ".json"}, {"rules", {c.rule}}}.dump();
+        const auto out = dir / ("steered_" + c.method);
+        const auto r = run_cli(eval + out.string() + " --steer " + spec.string());
+        ASSERT_EQ(r.exit_code, 0) << c.method << ": " << r.err;
+        const auto rows = rs::read_results((out / "results.csv").string());
+        ASSERT_EQ(rows.size(), 4u) << c.method;
+        for (const auto & row : rows) EXPECT_TRUE(row.steered) << c.method;
+        if (c.moves) EXPECT_NE(logliks(out / "details.jsonl"), base) << c.method;
     }
 }
 

@@ -1,26 +1,18 @@
 // `routescope train`: train a small Qwen3-MoE on a multilingual corpus with libtorch and export a GGUF
-// (the work is in rs_train, train.h). Without libtorch at build time the command says how to get it.
+// (the work is in rs_train, train.h). Built into routescope-train only, with libtorch (train_main.cpp).
 #include <cmath>
 
 #include <fmt/format.h>
 
 #include "commands.h"
 #include "routescope/common.h"
-#ifdef RS_HAVE_TORCH
 #include "routescope/train.h"
-#endif
 
 namespace rs::cli {
 
 void add_train(CLI::App & app) {
     auto * cmd =
         app.add_subcommand("train", "Train a small Qwen3-MoE (libtorch) on a corpus and export it as GGUF");
-#ifndef RS_HAVE_TORCH
-    cmd->allow_extras();
-    cmd->callback([] {
-        throw Error("this routescope was built without libtorch: apt-get install libtorch-dev, then rebuild");
-    });
-#else
     auto job = std::make_shared<TrainJob>();
     auto langs = std::make_shared<std::string>();
     auto & c = job->model;
@@ -86,7 +78,6 @@ void add_train(CLI::App & app) {
             fmt::print("  {:<9} val loss {:.3f} ({} tokens)\n", l.lang, l.loss, l.n_tokens);
         fmt::print("train: -> {} (loss curve {})\n", job->out, r.log_csv);
     });
-#endif
 }
 
 }  // namespace rs::cli

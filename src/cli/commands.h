@@ -34,6 +34,10 @@ std::string default_model();
 // The one-paragraph summary of a written report (report and demo print it).
 void print_report_summary(const ReportSummary & s, const std::string & out);
 
+// Parses argv into `app` and runs the chosen subcommand; returns the exit code (bad input: one line on
+// stderr, exit 1; help and version: exit 0).
+int run_app(CLI::App & app, int argc, char ** argv);
+
 // Comma-separated list → vector ("eng_Latn,deu_Latn").
 std::vector<std::string> split_list(const std::string & s);
 

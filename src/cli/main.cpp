@@ -1,45 +1,33 @@
 // routescope: record, analyse and steer the expert routing of MoE language models.
 // Every subcommand lives in its own cmd_*.cpp; errors from bad input are one line and exit 1.
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
-
-#include <nlohmann/json.hpp>
+#include <cstring>
+#include <filesystem>
 
 #include "commands.h"
 #include "routescope/common.h"
-#include "routescope/resources.h"
 
-namespace rs::cli {
-
-std::string default_data_dir() {
-    return resource_path("ROUTESCOPE_DATA", "data", RS_DEFAULT_DATA_DIR);
-}
-
-std::string default_model() {
-    return resource_path("ROUTESCOPE_MODEL", "models/tiny-polyglot-moe.gguf", RS_DEFAULT_MODEL);
-}
-
-std::vector<std::string> split_list(const std::string & s) {
-    std::vector<std::string> out;
-    size_t b = 0;
-    while (b <= s.size()) {
-        const size_t e = std::min(s.find(',', b), s.size());
-        if (e > b) out.push_back(s.substr(b, e - b));
-        b = e + 1;
-    }
-    return out;
-}
-
-}  // namespace rs::cli
-
-// A message on one line: embedded newlines (a quoted input line, a library message) become spaces.
-static std::string one_line(std::string s) {
-    for (char & c : s)
-        if (c == '\n' || c == '\r') c = ' ';
-    return s;
+// `train` needs libtorch (~290 shared libraries, ~0.4 s to load): it lives in the sibling executable
+// routescope-train, so every other command starts without it (issue #13). Returns only on failure.
+static int exec_trainer(char ** argv) {
+    std::error_code ec;
+    const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    const auto trainer = (ec ? std::filesystem::path("routescope") : exe).parent_path() / "routescope-train";
+    argv[0] = const_cast<char *>("routescope-train");
+    execv(trainer.c_str(), argv);
+    std::fprintf(stderr,
+                 "routescope: %s: cannot run the trainer (%s) (this routescope was built without libtorch: "
+                 "apt-get install libtorch-dev, then rebuild)\n",
+                 trainer.c_str(), std::strerror(errno));
+    return 1;
 }
 
 int main(int argc, char ** argv) {
+    if (argc >= 2 && std::strcmp(argv[1], "train") == 0) return exec_trainer(argv);
     CLI::App app{"routescope: record, analyse and steer the expert routing of MoE language models"};
     app.require_subcommand(1);
     app.set_version_flag("--version", ROUTESCOPE_VERSION);
@@ -53,33 +41,10 @@ int main(int argc, char ** argv) {
     rs::cli::add_eval(app);
     rs::cli::add_compare(app);
     rs::cli::add_sweep(app);
-    rs::cli::add_train(app);
+    // listed in the help; `routescope train …` itself runs routescope-train (exec_trainer)
+    app.add_subcommand("train", "Train a small Qwen3-MoE (libtorch) on a corpus and export it as GGUF")
+        ->allow_extras();
     rs::cli::add_ppl(app);
     rs::cli::add_report(app);
-    // One error style for bad input everywhere (issue #15): `routescope: <file>: <what> (<what to do>)`,
-    // one line, exit 1. Help and version requests keep CLI11's output and exit 0.
-    try {
-        app.parse(argc, argv);
-    } catch (const CLI::CallForHelp & e) {
-        return app.exit(e);
-    } catch (const CLI::CallForAllHelp & e) {
-        return app.exit(e);
-    } catch (const CLI::CallForVersion & e) {
-        return app.exit(e);
-    } catch (const CLI::ParseError & e) {
-        if (e.get_exit_code() == 0) return app.exit(e);
-        std::fprintf(stderr, "routescope: %s (see `routescope --help`)\n", one_line(e.what()).c_str());
-        return 1;
-    } catch (const rs::Error & e) {
-        std::fprintf(stderr, "routescope: %s\n", one_line(e.what()).c_str());
-        return 1;
-    } catch (const nlohmann::json::exception & e) {  // a JSON value of the wrong type that escaped a check
-        std::fprintf(stderr, "routescope: unexpected JSON value: %s (check the JSON files given)\n",
-                     one_line(rs::json_error_text(e.what())).c_str());
-        return 1;
-    } catch (const std::exception & e) {  // e.g. filesystem errors: still one line, never a crash
-        std::fprintf(stderr, "routescope: %s\n", one_line(e.what()).c_str());
-        return 1;
-    }
-    return 0;
+    return rs::cli::run_app(app, argc, argv);
 }

@@ -24,9 +24,11 @@ void RouterTap::configure(int n_layer_, int n_expert_, int top_k_, const std::ve
     observed.assign(n_moe, {});
 }
 
-void RouterTap::begin_batch(int64_t n, bool recording_) {
+void RouterTap::begin_batch(int64_t n, bool recording_, bool stop_when_recorded_) {
     n_tokens = n;
     recording = recording_;
+    stop_when_recorded = recording_ && stop_when_recorded_;
+    n_collected = 0;
     col_key.assign((size_t)n, 0);
     out_cols.clear();
     logits.assign(recording ? (size_t)(n * n_moe * n_expert) : 0, 0.0f);
@@ -276,7 +278,11 @@ bool router_tap_eval(ggml_tensor * t, bool ask, void * user_data) {
         collect_logits(tap, t, il, tap.slot_of_layer[il]);
     else if (kind == TapNode::topk)
         collect_topk(tap, t, il, tap.slot_of_layer[il]);
-    return true;  // never false: that would only skip the rest of the split (notes §A)
+    else
+        return true;
+    // false skips the rest of this split (notes §A): only once every router node of the batch is in,
+    // and only when nobody reads the batch's outputs (see router_tap.h)
+    return !(tap.stop_when_recorded && ++tap.n_collected == 2 * tap.n_moe && tap.error.empty());
 }
 
 }  // namespace rs

@@ -6,8 +6,8 @@
 // the last layer's experts and the full-vocabulary output are computed although nobody reads them).
 //
 // usage: bench_record_overhead [--layers 8] [--experts 32] [--top-k 4] [--embd 128] [--groups 40] [--reps 5]
-//                              [--threads 2] [--wide]   (--wide: issue #11's model, embd 384, 64 experts,
-//                              top-8)
+//                              [--threads 2] [--gpu-layers 0] [--wide]   (--wide: issue #11's model, embd
+//                              384, 64 experts, top-8)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -30,7 +30,7 @@ static double median(std::vector<double> v) {
 }
 
 int main(int argc, char ** argv) {
-    int layers = 8, experts = 32, top_k = 4, embd = 128, groups = 40, reps = 5, threads = 2;
+    int layers = 8, experts = 32, top_k = 4, embd = 128, groups = 40, reps = 5, threads = 2, gpu_layers = 0;
     for (int i = 1; i < argc; ++i)
         if (std::string(argv[i]) == "--wide") embd = 384, experts = 64, top_k = 8, layers = 8;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -54,6 +54,8 @@ int main(int argc, char ** argv) {
             reps = v;
         else if (a == "--threads")
             threads = v;
+        else if (a == "--gpu-layers")
+            gpu_layers = v;
     }
     const fs::path dir = fs::temp_directory_path() / "rs_bench_record";
     fs::create_directories(dir);
@@ -67,6 +69,7 @@ int main(int argc, char ** argv) {
     const std::vector<std::string> langs = {"eng_Latn", "deu_Latn", "zho_Hans", "swh_Latn"};
     rs::EngineParams ep;
     ep.n_threads = threads;
+    ep.n_gpu_layers = gpu_layers;
     ep.n_batch = 1024;
     rs::Engine tapped(model, ep);
     ep.record_stops_early = false;
@@ -88,6 +91,7 @@ int main(int argc, char ** argv) {
     };
     rs::TraceJob job;
     job.model = model, job.corpus = corpus, job.langs = langs, job.limit = groups, job.n_threads = threads;
+    job.n_gpu_layers = gpu_layers;
     job.progress = false;
     std::vector<double> t_plain, t_whole, t_tap, t_trace;
     plain.decode(toks);  // warm caches once
@@ -107,8 +111,8 @@ int main(int argc, char ** argv) {
     std::printf(
         "model: olmoe, %d layers (all MoE), %d experts, top-%d, embd %d; corpus: %zu FLoRes sequences, %lld "
         "tokens; "
-        "%d threads; medians of %d interleaved runs\n",
-        layers, experts, top_k, embd, toks.size(), (long long)n_tok, threads, reps);
+        "%d threads, %d layers offloaded; medians of %d interleaved runs\n",
+        layers, experts, top_k, embd, toks.size(), (long long)n_tok, threads, gpu_layers, reps);
     std::printf("plain decoding       %9.0f tok/s\n", n_tok / p);
     std::printf("tap, whole graph     %9.0f tok/s   ratio %.3f (overhead %+.1f%%)\n", n_tok / g, p / g,
                 (g / p - 1) * 100);

@@ -206,6 +206,7 @@ void Engine::Impl::observe_gating() {
     if (ran != info.moe_layers) {
         info.moe_layers = ran;
         tap.configure(info.n_layer, info.n_expert, info.top_k, info.moe_layers, info.router_bias);
+        tap.observed = observed;  // the slots of the routers that run
     }
     std::vector<std::string> labels;
     info.hash_layers.clear();

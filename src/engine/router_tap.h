@@ -54,6 +54,11 @@ struct ObservedGating {
     bool sigmoid_selection = false;  // ... is a sigmoid of the logits (grovemoe)
     bool groups = false;             // `ffn_moe_group_topk-<il>`: group-limited selection
     bool hash = false;               // `ffn_moe_topk-<il>` is a GET_ROWS: experts looked up per token
+    // the selection sorts the router logits node itself (argsort(z): gpt-oss's softmax_weight, llama4), so
+    // z is still intact when the top-k view is computed: recording asks for that one node per layer
+    // (issue #11, item 1). Softmax and sigmoid gating run in place over z (ggml-alloc.c): two nodes.
+    bool ids_beside_logits = false;
+    bool topk_seen = false;  // the first `ffn_moe_topk-<il>` decides (grovemoe builds a second one)
 };
 
 struct RouterTap {
@@ -67,7 +72,7 @@ struct RouterTap {
     bool armed = false;                         // only decodes started by routescope are tapped
     bool recording = false;                     // record every router node (else: steering only)
     bool stop_when_recorded = false;            // skip the rest of the split once all are recorded
-    int n_collected = 0;                        // router nodes collected in this batch (2 per MoE layer)
+    int n_collected = 0;                        // router nodes collected in this batch
     int64_t n_tokens = 0;                       // tokens in the current batch
     std::vector<int32_t> out_cols;              // batch indices of the output tokens (pruned layers)
     std::vector<float> logits;                  // [n_tokens, n_moe, n_expert]
@@ -76,6 +81,8 @@ struct RouterTap {
     std::vector<float> scratch;                 // device → host copies
     std::vector<uint64_t> col_key;              // [n_tokens] (position, token id): force jitter key
     std::vector<uint8_t> topk_pending;          // [n_moe] logits seen, selection not yet (grovemoe)
+    std::vector<uint8_t> one_node;              // [n_moe] this batch reads z at the top-k view (see above)
+    int n_expected = 0;                         // router nodes to collect in this batch
     std::string error;                          // first inconsistency seen in this batch (end_batch throws)
 
     // steering (optional): applied to the logits before gating; the steered logits are recorded

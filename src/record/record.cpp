@@ -52,6 +52,7 @@ TraceSummary run_trace(const TraceJob & job) {
             tok += std::min<int64_t>(job.max_tokens, (int64_t)corpus.seqs[i].text.size() + 1);
             most = std::max(most, tok);
         }
+        engine_backend_init();  // llama.cpp/ggml quiet before the GGUF is read (a corrupt file)
         const ModelInfo pre = inspect_model(job.model);
         const int64_t rows = most * (int64_t)pre.moe_layers.size();
         ep.host_extra_bytes = rows * (pre.n_expert * (4 + 4 + 2 + (job.logits ? 4 : 0)) + 2 * 2 * pre.top_k);

@@ -7,7 +7,7 @@ PREFIX ?= /usr/local
 JOBS ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build demo test test-asan install deb bench format clean
+.PHONY: all deps build demo test test-asan install deb bench bench-gpu format clean
 
 all: build
 
@@ -40,6 +40,10 @@ bench: build
 	$(BUILD)/bench/bench_record_overhead
 	$(BUILD)/bench/bench_steer_overhead
 	$(BUILD)/bench/bench_rpc_overhead
+
+# plain decode vs tap vs trace with every layer on a CUDA GPU (skips cleanly without one)
+bench-gpu:
+	bench/bench_gpu_record.sh
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h')

@@ -2,8 +2,12 @@
 // tap vs the whole `trace` pipeline (tap + softmax + f16 + shard writes), same model, corpus, batch
 // and threads, measured in one run, repetitions interleaved; reports medians and ratios, plus
 // trace bytes per token per MoE layer. Not a test: prints numbers, asserts nothing about time.
+// "tap, whole graph" is the tap before issue #11's early stop (EngineParams::record_stops_early = false:
+// the last layer's experts and the full-vocabulary output are computed although nobody reads them).
 //
 // usage: bench_record_overhead [--layers 8] [--experts 32] [--top-k 4] [--embd 128] [--groups 40] [--reps 5]
+//                              [--threads 2] [--gpu-layers 0] [--wide]   (--wide: issue #11's model, embd
+//                              384, 64 experts, top-8)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -26,9 +30,15 @@ static double median(std::vector<double> v) {
 }
 
 int main(int argc, char ** argv) {
-    int layers = 8, experts = 32, top_k = 4, embd = 128, groups = 40, reps = 5, threads = 2;
+    int layers = 8, experts = 32, top_k = 4, embd = 128, groups = 40, reps = 5, threads = 2, gpu_layers = 0;
+    for (int i = 1; i < argc; ++i)
+        if (std::string(argv[i]) == "--wide") embd = 384, experts = 64, top_k = 8, layers = 8;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string a = argv[i];
+        if (a == "--wide") {
+            --i;
+            continue;
+        }
         const int v = std::atoi(argv[i + 1]);
         if (a == "--layers")
             layers = v;
@@ -44,6 +54,8 @@ int main(int argc, char ** argv) {
             reps = v;
         else if (a == "--threads")
             threads = v;
+        else if (a == "--gpu-layers")
+            gpu_layers = v;
     }
     const fs::path dir = fs::temp_directory_path() / "rs_bench_record";
     fs::create_directories(dir);
@@ -57,8 +69,11 @@ int main(int argc, char ** argv) {
     const std::vector<std::string> langs = {"eng_Latn", "deu_Latn", "zho_Hans", "swh_Latn"};
     rs::EngineParams ep;
     ep.n_threads = threads;
+    ep.n_gpu_layers = gpu_layers;
     ep.n_batch = 1024;
     rs::Engine tapped(model, ep);
+    ep.record_stops_early = false;
+    rs::Engine tapped_whole(model, ep);
     ep.tap = false;
     rs::Engine plain(model, ep);
     const auto c = rs::load_corpus(corpus, {langs, groups});
@@ -76,17 +91,19 @@ int main(int argc, char ** argv) {
     };
     rs::TraceJob job;
     job.model = model, job.corpus = corpus, job.langs = langs, job.limit = groups, job.n_threads = threads;
+    job.n_gpu_layers = gpu_layers;
     job.progress = false;
-    std::vector<double> t_plain, t_tap, t_trace;
+    std::vector<double> t_plain, t_whole, t_tap, t_trace;
     plain.decode(toks);  // warm caches once
     for (int r = 0; r < reps; ++r) {
         t_plain.push_back(timed([&] { plain.decode(toks); }));
+        t_whole.push_back(timed([&] { tapped_whole.record(toks); }));
         t_tap.push_back(timed([&] { tapped.record(toks); }));
         job.out = (dir / ("trace" + std::to_string(r))).string();
         fs::remove_all(job.out);
         t_trace.push_back(timed([&] { rs::run_trace(job); }));
     }
-    const double p = median(t_plain), t = median(t_tap), w = median(t_trace);
+    const double p = median(t_plain), g = median(t_whole), t = median(t_tap), w = median(t_trace);
     int64_t bytes = 0;
     for (const auto & e : fs::directory_iterator(job.out))
         if (e.path().extension() == ".safetensors") bytes += (int64_t)fs::file_size(e.path());
@@ -94,11 +111,14 @@ int main(int argc, char ** argv) {
     std::printf(
         "model: olmoe, %d layers (all MoE), %d experts, top-%d, embd %d; corpus: %zu FLoRes sequences, %lld "
         "tokens; "
-        "%d threads; medians of %d interleaved runs\n",
-        layers, experts, top_k, embd, toks.size(), (long long)n_tok, threads, reps);
+        "%d threads, %d layers offloaded; medians of %d interleaved runs\n",
+        layers, experts, top_k, embd, toks.size(), (long long)n_tok, threads, gpu_layers, reps);
     std::printf("plain decoding       %9.0f tok/s\n", n_tok / p);
-    std::printf("decoding + tap       %9.0f tok/s   ratio %.3f (overhead %+.1f%%)\n", n_tok / t, p / t,
-                (t / p - 1) * 100);
+    std::printf("tap, whole graph     %9.0f tok/s   ratio %.3f (overhead %+.1f%%)\n", n_tok / g, p / g,
+                (g / p - 1) * 100);
+    std::printf(
+        "decoding + tap       %9.0f tok/s   ratio %.3f (overhead %+.1f%%; stops after the last router)\n",
+        n_tok / t, p / t, (t / p - 1) * 100);
     std::printf(
         "trace (tap + store)  %9.0f tok/s   ratio %.3f (overhead %+.1f%%; includes model hashing, "
         "tokenizing, writing)\n",

@@ -176,12 +176,13 @@ std::vector<std::vector<int32_t>> flores_tokens(const rs::Engine & e) {
     return out;
 }
 
-std::unique_ptr<rs::Engine> engine(const std::string & model, bool tap = true) {
+std::unique_ptr<rs::Engine> engine(const std::string & model, bool tap = true, bool stops_early = true) {
     rs::EngineParams ep;
     ep.n_threads = 1;
     ep.n_batch = 1024;
     ep.n_ctx = 2048;
     ep.tap = tap;
+    ep.record_stops_early = stops_early;
     return std::make_unique<rs::Engine>(model, ep);
 }
 
@@ -292,6 +293,19 @@ TEST_P(Conformance, RecordedRightOrRefused) {
     }
     std::printf("[ packing ] %s: %zu of %zu rows flipped, max |dp| %.3g\n", v.name.c_str(), flipped, rows,
                 max_dp);
+
+    // record() stops each graph after the last router (issue #11): the whole graph records the same bytes
+    {
+        auto whole = engine(model, /*tap*/ true, /*stops_early*/ false);
+        const auto w = whole->record(toks);
+        for (size_t s = 0; s < toks.size(); ++s) {
+            ASSERT_EQ(w[s].topk, recs[s].topk) << v.name << " sequence " << s;
+            ASSERT_EQ(w[s].logits.size(), recs[s].logits.size());
+            EXPECT_EQ(
+                0, std::memcmp(w[s].logits.data(), recs[s].logits.data(), w[s].logits.size() * sizeof(float)))
+                << v.name << " sequence " << s;
+        }
+    }
 
     // the tap is invisible
     auto plain = engine(model, /*tap*/ false);

@@ -209,3 +209,55 @@ TEST(InspectModel, LayoutAndGatingPerArchitecture) {
 }
 
 }  // namespace
+
+namespace {
+
+// Issue #11, item 4: a run that cannot fit in memory is refused before the weights are loaded, naming
+// the option that shrinks the largest part of the estimate.
+TEST(MemoryCheck, AbsurdContextRefusedBeforeLoadingWithTheOptionThatFixesIt) {
+    const std::string model = tiny_model("olmoe");
+    rs::EngineParams ep;
+    ep.n_threads = 1;
+    ep.n_ctx = 1 << 30;  // a KV cache of about 1 TiB for this model
+    const auto est = rs::estimate_memory(model, ep);
+    EXPECT_GT(est.kv, int64_t{1} << 39);
+    EXPECT_GT(est.weights, 0);
+    EXPECT_GT(est.outputs, 0);
+    try {
+        rs::Engine e(model, ep);
+        ADD_FAILURE() << "an absurd --ctx was accepted";
+    } catch (const rs::Error & e) {
+        const std::string msg = e.what();
+        EXPECT_NE(msg.find(model), std::string::npos) << msg;
+        EXPECT_NE(msg.find("lower --ctx"), std::string::npos) << msg;
+        EXPECT_NE(msg.find("GiB available"), std::string::npos) << msg;
+    }
+    // the default context fits; the option named follows the largest part
+    ep.n_ctx = 0;
+    const auto ok = rs::estimate_memory(model, ep);
+    EXPECT_NO_THROW(rs::check_memory(model, ok, rs::available_memory()));
+    EXPECT_LT(ok.total(), int64_t{1} << 30);
+    rs::MemoryEstimate w;
+    w.weights = 100, w.kv = 1;
+    EXPECT_THROW(rs::check_memory(model, w, 50), rs::Error);
+    try {
+        rs::check_memory(model, w, 50);
+    } catch (const rs::Error & e) {
+        EXPECT_NE(std::string(e.what()).find("--gpu-layers"), std::string::npos) << e.what();
+    }
+    rs::MemoryEstimate o;
+    o.outputs = 100;
+    try {
+        rs::check_memory(model, o, 50);
+        ADD_FAILURE();
+    } catch (const rs::Error & e) {
+        EXPECT_NE(std::string(e.what()).find("lower --batch"), std::string::npos) << e.what();
+    }
+    // offloading every layer leaves no weights or KV cache on the host
+    ep.n_gpu_layers = 999;
+    const auto off = rs::estimate_memory(model, ep);
+    EXPECT_EQ(off.kv, 0);
+    EXPECT_LT(off.weights, ok.weights);
+}
+
+}  // namespace

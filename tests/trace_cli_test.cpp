@@ -302,3 +302,21 @@ TEST(TraceCli, SoftSteeringShiftsRecordedLogitsByLambdaStd) {
 }
 
 }  // namespace
+
+namespace {
+
+// Issue #11, item 4: `trace --batch` far beyond the machine's memory is refused at once, naming the option.
+TEST(TraceCli, RunThatCannotFitInMemoryIsRefused) {
+    const auto dir = rs::test::temp_dir("trace_mem");
+    const auto r =
+        rs::test::run_cli("trace --model " + rs::test::tiny_model("olmoe") + " --corpus " +
+                          rs::test::flores_devtest() + " --langs eng_Latn --limit 2 --batch 1000000000 " +
+                          "--max-tokens 64 --no-progress --out " + (dir / "t").string());
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("GiB available"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("--batch"), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_FALSE(rs::test::fs::exists(dir / "t" / "manifest.json"));
+}
+
+}  // namespace

@@ -38,6 +38,12 @@ struct EngineParams {
     // cannot generate them: gemma4, encoders, draft heads …) unless this is set.
     bool allow_unverified_arch = false;
     bool tap = true;  // install the router tap (false: plain decoding, for benchmarks and parity)
+    // record(): stop each decode's graph once the last router is recorded (its outputs are never read;
+    // router_tap.h). false runs the whole graph: the A/B baseline of benchmarks and tests.
+    bool record_stops_early = true;
+    // Host memory the caller will hold besides the engine (trace: one shard's records), for the memory
+    // check made before loading (estimate_memory).
+    int64_t host_extra_bytes = 0;
 };
 
 // Router record of one sequence. Layer slot l indexes ModelInfo::moe_layers.
@@ -126,5 +132,21 @@ class Engine {
 
 // Silences llama.cpp's log unless RS_VERBOSE is set; called by Engine and make_model.
 void engine_backend_init();
+
+// Host memory a run needs, estimated from the GGUF alone (src/engine/memory_estimate.cpp): the Engine
+// refuses to load a model whose run would not fit (unless RS_NO_MEMORY_CHECK is set).
+struct MemoryEstimate {
+    int64_t weights = 0;  // GGUF tensor bytes of the blocks left on the host
+    int64_t kv = 0;       // KV cache of those blocks (f16, n_ctx cells)
+    int64_t outputs = 0;  // llama.cpp's output buffer (n_vocab floats per output row)
+    int64_t compute = 0;  // one ubatch's activations, the output logits included
+    int64_t routing = 0;  // the tap's buffers and EngineParams::host_extra_bytes
+    int64_t total() const;
+};
+MemoryEstimate estimate_memory(const std::string & model_path, const EngineParams & params);
+int64_t available_memory();  // MemAvailable of /proc/meminfo (bytes); -1 when unknown
+// Throws rs::Error naming the model, the estimate's parts and the option that shrinks the largest one
+// (--gpu-layers, --ctx, --batch, --shard-seqs) when m.total() exceeds `available` (> 0).
+void check_memory(const std::string & model_path, const MemoryEstimate & m, int64_t available);
 
 }  // namespace rs

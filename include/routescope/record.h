@@ -30,6 +30,9 @@ struct TraceJob {
     std::vector<std::string> rpc_servers;  // llama.cpp rpc-server endpoints (EngineParams::rpc_servers)
     bool allow_unverified_arch = false;    // EngineParams::allow_unverified_arch
     std::string steer;                     // steering spec (JSON); empty: none
+    // --part I/N: record only the I-th of N contiguous ranges of whole shards (trace.h, "Parts");
+    // a boundary must not split a parallel group. 1/1: the whole corpus.
+    int part_index = 1, part_count = 1;
     bool progress = true;
     int64_t stop_after_shards = -1;  // testing aid: stop (as if killed) after writing this many shards
 };

@@ -25,6 +25,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -161,5 +162,23 @@ RawShard read_shard_raw(const std::string & dir, const TraceManifest & m, int64_
 
 // The shard indices present on disk (complete files), ascending.
 std::vector<int64_t> list_shards(const std::string & dir);
+
+// ---------------------------------------------------------------------------------------------
+// Parts (src/trace/trace_merge.cpp): `trace --part I/N` records the I-th of N contiguous ranges of whole
+// shards, so N machines record one corpus; its manifest is the whole run's plus options.part =
+// {"index": I, "count": N}, and holds checksums for its own shards only. `trace merge` joins the N
+// parts into the directory a single-machine run writes (same shards byte for byte, options.part dropped).
+
+struct TracePart {
+    int index = 1, count = 1;  // 1-based: part index of count
+};
+TracePart parse_trace_part(const std::string & spec);  // "I/N"; rs::Error otherwise
+// The shards [first, last) of part p among n_shards: the same ranges on every machine.
+std::pair<int64_t, int64_t> trace_part_shards(int64_t n_shards, const TracePart & p);
+TracePart manifest_part(const TraceManifest & m);  // {1, 1} for a whole trace
+// Checks that `dirs` are the complete parts 1..N of one run (same model and corpus hashes, same options)
+// and writes the whole trace to `out` (must not hold a trace); returns its manifest. Throws rs::Error
+// naming the part that does not belong or is incomplete.
+TraceManifest merge_traces(const std::vector<std::string> & dirs, const std::string & out);
 
 }  // namespace rs

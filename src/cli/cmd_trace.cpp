@@ -3,6 +3,7 @@
 
 #include "commands.h"
 #include "routescope/record.h"
+#include "routescope/trace.h"
 
 namespace rs::cli {
 
@@ -11,12 +12,27 @@ void add_trace(CLI::App & app) {
         app.add_subcommand("trace", "Record per-token routing (p and top-k ids per MoE layer) over a corpus");
     auto job = std::make_shared<TraceJob>();
     auto langs = std::make_shared<std::string>();
-    cmd->add_option("--model,-m", job->model, "GGUF model file")->required();
-    cmd->add_option("--corpus,-c", job->corpus, "flores:DIR | tsv:FILE | jsonl:FILE")->required();
+    auto part = std::make_shared<std::string>();
+    // `trace merge DIR... --out DIR` is a subcommand, so --model/--corpus/--out are checked in the callback
+    auto * merge = cmd->add_subcommand("merge", "Join the parts of a `trace --part I/N` run into one trace");
+    auto parts = std::make_shared<std::vector<std::string>>();
+    auto merge_out = std::make_shared<std::string>();
+    merge->add_option("parts", *parts, "the part directories (all N of them)")->required();
+    merge->add_option("--out,-o", *merge_out, "output trace directory (must not hold a trace)")->required();
+    merge->callback([parts, merge_out] {
+        const TraceManifest m = merge_traces(*parts, *merge_out);
+        fmt::print("trace merge: {} parts, {} shards, {} sequences -> {}\n", parts->size(),
+                   m.shard_sha256.size(), m.n_sequences, *merge_out);
+    });
+    cmd->add_option("--model,-m", job->model, "GGUF model file");
+    cmd->add_option("--corpus,-c", job->corpus, "flores:DIR | tsv:FILE | jsonl:FILE");
     cmd->add_option("--langs,-l", *langs, "comma-separated language codes (default: all in the corpus)");
     cmd->add_option("--limit", job->limit, "keep the first N parallel groups (or sequences if unpaired)")
         ->check(CLI::NonNegativeNumber);
-    cmd->add_option("--out,-o", job->out, "output trace directory")->required();
+    cmd->add_option("--out,-o", job->out, "output trace directory");
+    cmd->add_option("--part", *part,
+                    "I/N: record only the I-th of N disjoint slices of whole shards (one per machine); join "
+                    "them with `trace merge`");
     cmd->add_flag("--resume", job->resume, "continue an interrupted trace in --out");
     cmd->add_option("--max-tokens", job->max_tokens, "truncate sequences to N tokens")->capture_default_str();
     cmd->add_option("--batch", job->n_batch, "tokens per llama_decode")->capture_default_str();
@@ -58,7 +74,19 @@ void add_trace(CLI::App & app) {
     cmd->add_flag("--no-progress{false}", job->progress, "do not print the progress line");
     cmd->add_option("--stop-after-shards", job->stop_after_shards, "stop after N shards (testing)")
         ->group("");
-    cmd->callback([job, langs] {
+    cmd->callback([merge, job, langs, part] {
+        if (merge->parsed()) return;
+        for (const auto & [name, value] :
+             {std::pair<const char *, const std::string *>{"--model", &job->model},
+              {"--corpus", &job->corpus},
+              {"--out", &job->out}})
+            if (value->empty())
+                throw CLI::RequiredError(
+                    fmt::format("{} is required (or `trace merge DIR... --out DIR`)", name));
+        if (!part->empty()) {
+            const TracePart p = parse_trace_part(*part);
+            job->part_index = p.index, job->part_count = p.count;
+        }
         job->langs = split_list(*langs);
         const auto s = run_trace(*job);
         fmt::print(

@@ -78,16 +78,17 @@ struct Engine::Impl {
 
     // Packs whole sequences into batches (n_batch tokens, n_seq_max − 1 sequences plus a filler),
     // decodes each and calls on_batch(i, j) for the sequences [i, j) it held. is_output(s, p) says
-    // whether token p of sequence s needs its output logits; record asks the tap to record routing.
+    // whether token p of sequence s needs its output logits; record asks the tap to record routing,
+    // routing_only (with record) says that no output is read, so the graph stops after the last router.
     template <typename IsOutput, typename OnBatch>
     void decode_packed(std::span<const std::vector<int32_t>> seqs, bool record, IsOutput && is_output,
-                       OnBatch && on_batch);
+                       OnBatch && on_batch, bool routing_only = false);
 
     // Fills info.gating / info.hash_layers from the graph (ObservedGating).
     void observe_gating();
 
     // llama_decode with the tap armed for this batch (keys: (position, token) of each column).
-    void decode_batch(const llama_batch & batch, bool record);
+    void decode_batch(const llama_batch & batch, bool record, bool routing_only = false);
 };
 
 Engine::Engine(const std::string & model_path, const EngineParams & params)
@@ -106,6 +107,13 @@ Engine::Engine(const std::string & model_path, const EngineParams & params)
     // (llama-context.cpp, output_reserve(n_seq_max) ≤ n_outputs_max = n_batch), and a batch cannot
     // hold more sequences than tokens anyway: at most n_batch − 1 sequences plus the filler.
     m.params.n_seq_max = std::min(m.params.n_seq_max, m.params.n_batch - 1) + 1;
+    if (!std::getenv("RS_NO_MEMORY_CHECK")) {  // before loading: a run that cannot fit fails in a second
+        MemoryEstimate est = estimate_memory(model_path, m.params);
+        if (m.params.tap)  // tap.logits/topk of one batch and record()'s copy of them
+            est.routing += 2 * (int64_t)m.params.n_batch * (int64_t)m.info.moe_layers.size() *
+                           (4 * (int64_t)m.info.n_expert + 2 * (int64_t)m.info.top_k);
+        check_memory(model_path, est, available_memory());
+    }
 
     llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers = params.n_gpu_layers;
@@ -198,6 +206,7 @@ void Engine::Impl::observe_gating() {
     if (ran != info.moe_layers) {
         info.moe_layers = ran;
         tap.configure(info.n_layer, info.n_expert, info.top_k, info.moe_layers, info.router_bias);
+        tap.observed = observed;  // the slots of the routers that run
     }
     std::vector<std::string> labels;
     info.hash_layers.clear();
@@ -316,9 +325,9 @@ ChatTokens Engine::tokenize_chat(const ChatFrame & frame, const std::string & te
 // the packing is recorded in the manifest, and --batch-seqs 1 decodes each sequence alone.
 constexpr int32_t kMinBatchTokens = 64;
 
-void Engine::Impl::decode_batch(const llama_batch & batch, bool record) {
+void Engine::Impl::decode_batch(const llama_batch & batch, bool record, bool routing_only) {
     if (params.tap) {
-        tap.begin_batch(batch.n_tokens, record);
+        tap.begin_batch(batch.n_tokens, record, routing_only);
         for (int32_t k = 0; k < batch.n_tokens; ++k) {
             // force jitter key: (position, token), independent of how sequences were packed
             tap.col_key[(size_t)k] = ((uint64_t)batch.pos[k] << 32) | (uint32_t)batch.token[k];
@@ -336,7 +345,7 @@ void Engine::Impl::decode_batch(const llama_batch & batch, bool record) {
 
 template <typename IsOutput, typename OnBatch>
 void Engine::Impl::decode_packed(std::span<const std::vector<int32_t>> seqs, bool record,
-                                 IsOutput && is_output, OnBatch && on_batch) {
+                                 IsOutput && is_output, OnBatch && on_batch, bool routing_only) {
     llama_batch batch = llama_batch_init(params.n_batch, 0, 1);
     struct BatchFree {
         llama_batch & b;
@@ -381,7 +390,7 @@ void Engine::Impl::decode_packed(std::span<const std::vector<int32_t>> seqs, boo
             batch.logits[k] = record;
         }
         llama_memory_clear(llama_get_memory(ctx), true);
-        decode_batch(batch, record);
+        decode_batch(batch, record, routing_only);
         on_batch(i, j);
         i = j;
     }
@@ -404,7 +413,8 @@ std::vector<RouterRecord> Engine::record(std::span<const std::vector<int32_t>> s
                 r.topk.assign(m.tap.topk.begin() + off * L * K, m.tap.topk.begin() + (off + n) * L * K);
                 off += n;
             }
-        });
+        },
+        m.params.record_stops_early);  // nothing reads the outputs: stop after the last router
     return out;
 }
 

@@ -24,9 +24,11 @@ void RouterTap::configure(int n_layer_, int n_expert_, int top_k_, const std::ve
     observed.assign(n_moe, {});
 }
 
-void RouterTap::begin_batch(int64_t n, bool recording_) {
+void RouterTap::begin_batch(int64_t n, bool recording_, bool stop_when_recorded_) {
     n_tokens = n;
     recording = recording_;
+    stop_when_recorded = recording_ && stop_when_recorded_;
+    n_collected = 0;
     col_key.assign((size_t)n, 0);
     out_cols.clear();
     logits.assign(recording ? (size_t)(n * n_moe * n_expert) : 0, 0.0f);
@@ -34,6 +36,16 @@ void RouterTap::begin_batch(int64_t n, bool recording_) {
     col_logits.assign(n_moe, 0);
     col_topk.assign(n_moe, 0);
     topk_pending.assign(n_moe, 0);
+    one_node.assign(n_moe, 0);
+    n_expected = 0;
+    for (int il = 0; il < n_layer; ++il) {
+        const int s = slot_of_layer[il];
+        if (s < 0) continue;
+        // recording an unsteered layer whose selection sorts z itself: z is read at the top-k view
+        one_node[s] = recording && observed[s].ids_beside_logits && !(steer && !steer->ops[il].empty());
+        topk_pending[s] = one_node[s];
+        n_expected += one_node[s] ? 1 : 2;
+    }
     error.clear();
     armed = true;
 }
@@ -99,6 +111,24 @@ bool force_into_selection(int32_t * row, int k, const std::vector<int> & forced)
 
 enum class TapNode { none, logits, topk };
 
+// The router logits node of block il (the MUL_MAT with its ffn_gate_inp weight, or with a router bias
+// the ADD of ffn_gate_inp.bias), by structure.
+bool is_logits_node(const RouterTap & tap, const ggml_tensor * t, int il) {
+    if (t == nullptr) return false;
+    if (t->op == GGML_OP_MUL_MAT && !tap.router_bias[il])
+        return layer_of_weight(t->src[0], "ffn_gate_inp.weight") == il;
+    return t->op == GGML_OP_ADD && tap.router_bias[il] &&
+           layer_of_weight(t->src[1], "ffn_gate_inp.bias") == il;
+}
+
+// The logits an argsort top-k view sorts, when it sorts z itself; nullptr otherwise.
+ggml_tensor * sorted_logits(const RouterTap & tap, const ggml_tensor * topk, int il) {
+    if (topk->op != GGML_OP_VIEW || topk->view_src == nullptr || topk->view_src->op != GGML_OP_ARGSORT)
+        return nullptr;
+    ggml_tensor * z = topk->view_src->src[0];
+    return is_logits_node(tap, z, il) ? z : nullptr;
+}
+
 TapNode classify(const RouterTap & tap, const ggml_tensor * t, int & il) {
     il = -1;
     TapNode kind = TapNode::none;
@@ -122,7 +152,8 @@ TapNode classify(const RouterTap & tap, const ggml_tensor * t, int & il) {
     if (il < 0 || il >= tap.n_layer || tap.slot_of_layer[il] < 0) return TapNode::none;
     // With a router bias the biased ADD is the router's input, not the bare matmul.
     if (t->op == GGML_OP_MUL_MAT && tap.router_bias[il]) return TapNode::none;
-    if (tap.recording) return kind;
+    if (tap.recording)
+        return kind == TapNode::logits && tap.one_node[tap.slot_of_layer[il]] ? TapNode::none : kind;
     // Steering only: the logits of steered blocks, the selected ids where experts are forced.
     if (tap.steer == nullptr || tap.steer->ops[il].empty()) return TapNode::none;
     if (kind == TapNode::topk && !tap.steer->has_force(il)) return TapNode::none;
@@ -253,6 +284,8 @@ void observe_node(RouterTap & tap, const ggml_tensor * t) {
         g.groups = true;
     } else if (name == "topk") {
         g.hash = g.hash || t->op == GGML_OP_GET_ROWS;
+        if (!g.topk_seen) g.ids_beside_logits = sorted_logits(tap, t, il) != nullptr;
+        g.topk_seen = true;
     }
 }
 
@@ -274,9 +307,25 @@ bool router_tap_eval(ggml_tensor * t, bool ask, void * user_data) {
     }
     if (kind == TapNode::logits)
         collect_logits(tap, t, il, tap.slot_of_layer[il]);
-    else if (kind == TapNode::topk)
-        collect_topk(tap, t, il, tap.slot_of_layer[il]);
-    return true;  // never false: that would only skip the rest of the split (notes §A)
+    else if (kind == TapNode::topk) {
+        const int slot = tap.slot_of_layer[il];
+        if (tap.one_node[slot]) {  // z is the argsort's source, intact until the weights are gathered
+            ggml_tensor * z = sorted_logits(tap, t, il);
+            if (z == nullptr) {
+                if (tap.error.empty())
+                    tap.error = fmt::format("block {}: {} no longer sorts the router logits", il, t->name);
+            } else {
+                collect_logits(tap, z, il, slot);
+                tap.topk_pending[slot] = 0;  // a second selection node is not this layer's selection
+            }
+        }
+        collect_topk(tap, t, il, slot);
+    } else {
+        return true;
+    }
+    // false skips the rest of this split (notes §A): only once every router node of the batch is in,
+    // and only when nobody reads the batch's outputs (see router_tap.h)
+    return !(tap.stop_when_recorded && ++tap.n_collected == tap.n_expected && tap.error.empty());
 }
 
 }  // namespace rs

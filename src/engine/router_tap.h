@@ -20,7 +20,12 @@
 // refused (error), never recorded or steered with a wrong column mapping.
 //
 // Two jobs, chosen per batch: recording asks for every router node of every MoE layer (every token is
-// an output then, so the last layer keeps all columns); steering alone (evaluation) asks only for the
+// an output then, so the last layer keeps all columns). When only the routing is wanted (Engine::record:
+// trace), the callback returns false once every MoE layer's nodes of the batch are collected: the
+// scheduler then skips the rest of its split (ggml-backend.cpp, compute_splits), i.e. the last layer's
+// expert FFN, the output norm and the full-vocabulary output matmul nobody reads (issue #11, item 3);
+// later splits (offloaded layers) still run, on tensors that are all computed or unused. Steering alone
+// (evaluation) asks only for the
 // logits of the steered blocks and the top-k of blocks with forced experts, so an unsteered decode asks
 // for nothing and runs at plain speed. Without recording the last block may be pruned to the output
 // tokens (notes §B): its columns are then the batch's output tokens, in batch order.
@@ -49,6 +54,11 @@ struct ObservedGating {
     bool sigmoid_selection = false;  // ... is a sigmoid of the logits (grovemoe)
     bool groups = false;             // `ffn_moe_group_topk-<il>`: group-limited selection
     bool hash = false;               // `ffn_moe_topk-<il>` is a GET_ROWS: experts looked up per token
+    // the selection sorts the router logits node itself (argsort(z): gpt-oss's softmax_weight, llama4), so
+    // z is still intact when the top-k view is computed: recording asks for that one node per layer
+    // (issue #11, item 1). Softmax and sigmoid gating run in place over z (ggml-alloc.c): two nodes.
+    bool ids_beside_logits = false;
+    bool topk_seen = false;  // the first `ffn_moe_topk-<il>` decides (grovemoe builds a second one)
 };
 
 struct RouterTap {
@@ -61,6 +71,8 @@ struct RouterTap {
     // per batch
     bool armed = false;                         // only decodes started by routescope are tapped
     bool recording = false;                     // record every router node (else: steering only)
+    bool stop_when_recorded = false;            // skip the rest of the split once all are recorded
+    int n_collected = 0;                        // router nodes collected in this batch
     int64_t n_tokens = 0;                       // tokens in the current batch
     std::vector<int32_t> out_cols;              // batch indices of the output tokens (pruned layers)
     std::vector<float> logits;                  // [n_tokens, n_moe, n_expert]
@@ -69,6 +81,8 @@ struct RouterTap {
     std::vector<float> scratch;                 // device → host copies
     std::vector<uint64_t> col_key;              // [n_tokens] (position, token id): force jitter key
     std::vector<uint8_t> topk_pending;          // [n_moe] logits seen, selection not yet (grovemoe)
+    std::vector<uint8_t> one_node;              // [n_moe] this batch reads z at the top-k view (see above)
+    int n_expected = 0;                         // router nodes to collect in this batch
     std::string error;                          // first inconsistency seen in this batch (end_batch throws)
 
     // steering (optional): applied to the logits before gating; the steered logits are recorded
@@ -80,8 +94,9 @@ struct RouterTap {
 
     void configure(int n_layer, int n_expert, int top_k, const std::vector<int> & moe_layers,
                    const std::vector<bool> & router_bias);
-    // Starts a batch of n_tokens; col_key and out_cols are then filled by the caller.
-    void begin_batch(int64_t n_tokens, bool recording);
+    // Starts a batch of n_tokens; col_key and out_cols are then filled by the caller. stop_when_recorded
+    // (recording only): the batch's outputs are not wanted, the graph may stop after the last router.
+    void begin_batch(int64_t n_tokens, bool recording, bool stop_when_recorded = false);
     // Throws rs::Error when the callback saw an inconsistency, or (recording) when a layer did not see
     // every token exactly once (token accounting).
     void end_batch();

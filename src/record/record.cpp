@@ -55,6 +55,19 @@ TraceSummary run_trace(const TraceJob & job) {
     ep.n_gpu_layers = job.n_gpu_layers;
     ep.rpc_servers = job.rpc_servers;
     ep.allow_unverified_arch = job.allow_unverified_arch;
+    {  // one shard in memory: its router records, f32 p, the f16 copy written, ids (and logits); a
+        // sequence has at most one token per byte (byte fallback) plus BOS
+        int64_t tok = 0, most = 0;
+        for (size_t i = 0; i < corpus.seqs.size(); ++i) {
+            if (i % (size_t)job.seqs_per_shard == 0) tok = 0;
+            tok += std::min<int64_t>(job.max_tokens, (int64_t)corpus.seqs[i].text.size() + 1);
+            most = std::max(most, tok);
+        }
+        engine_backend_init();  // llama.cpp/ggml quiet before the GGUF is read (a corrupt file)
+        const ModelInfo pre = inspect_model(job.model);
+        const int64_t rows = most * (int64_t)pre.moe_layers.size();
+        ep.host_extra_bytes = rows * (pre.n_expert * (4 + 4 + 2 + (job.logits ? 4 : 0)) + 2 * 2 * pre.top_k);
+    }
     Engine engine(job.model, ep);
     const ModelInfo & mi = engine.info();
     nlohmann::json steer_json;
@@ -124,19 +137,46 @@ TraceSummary run_trace(const TraceJob & job) {
                                       {"suffix", chat.suffix},
                                       {"template_tokens", job.template_tokens ? "keep" : "drop"}};
 
-    const auto done = prepare_trace_dir(job.out, m, job.resume);
     const int64_t n_shards = trace_n_shards(m);
+    const TracePart part{job.part_index, job.part_count};
+    if (part.count < 1 || part.index < 1 || part.index > part.count)
+        throw Error(fmt::format("--part {}/{}: expected I/N with 1 <= I <= N", part.index, part.count));
+    if (part.count > n_shards)
+        throw Error(
+            fmt::format("--part {}/{}: the corpus makes only {} shards of {} sequences (use at most "
+                        "{} parts, or a smaller --shard-seqs)",
+                        part.index, part.count, n_shards, m.seqs_per_shard, n_shards));
+    if (part.count > 1) {
+        // every boundary between parts, so that all machines agree the split is valid
+        for (int q = 2; q <= part.count; ++q) {
+            const int64_t b = trace_part_shards(n_shards, {q, part.count}).first * m.seqs_per_shard;
+            const auto &before = corpus.seqs[(size_t)b - 1], &after = corpus.seqs[(size_t)b];
+            if (after.group >= 0 && before.group == after.group)
+                throw Error(fmt::format(
+                    "--part {}/{}: parts {} and {} would split parallel group {} (shards of {} sequences do "
+                    "not end on a group; use a --shard-seqs that is a multiple of the {} languages)",
+                    part.index, part.count, q - 1, q, after.group, m.seqs_per_shard, m.langs.size()));
+        }
+        m.options["part"] = {{"index", part.index}, {"count", part.count}};
+    }
+    const auto [part_lo, part_hi] = trace_part_shards(n_shards, part);
+
+    const auto done = prepare_trace_dir(job.out, m, job.resume);
     const int L = (int)mi.moe_layers.size(), E = mi.n_expert, K = mi.top_k;
 
     TraceSummary sum;
-    sum.n_sequences = m.n_sequences;
-    Progress progress("trace", m.n_sequences, job.progress);
-    int64_t seqs_done = 0;
+    auto shard_seqs = [&](int64_t k) {
+        return std::min<int64_t>(m.seqs_per_shard, m.n_sequences - k * m.seqs_per_shard);
+    };
+    int64_t part_seqs = 0, seqs_done = 0;
+    for (int64_t k = part_lo; k < part_hi; ++k) part_seqs += shard_seqs(k);
+    sum.n_sequences = part_seqs;  // the whole corpus, or this part's sequences
+    Progress progress("trace", part_seqs, job.progress);
     for (int64_t k : done)
-        seqs_done += std::min<int64_t>(m.seqs_per_shard, m.n_sequences - k * m.seqs_per_shard);
+        if (k >= part_lo && k < part_hi) seqs_done += shard_seqs(k);
     progress.set_first_done(seqs_done);
 
-    for (int64_t shard = 0; shard < n_shards; ++shard) {
+    for (int64_t shard = part_lo; shard < part_hi; ++shard) {
         if (std::binary_search(done.begin(), done.end(), shard)) {
             ++sum.shards_skipped;
             continue;

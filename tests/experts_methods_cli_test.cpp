@@ -398,7 +398,9 @@ TEST(ExpertsMethodsCli, BundledModelEveryMethodTracedSelectedSteeredEvaluated) {
         const auto rows = rs::read_results((out / "results.csv").string());
         ASSERT_EQ(rows.size(), 4u) << c.method;
         for (const auto & row : rows) EXPECT_TRUE(row.steered) << c.method;
-        if (c.moves) EXPECT_NE(logliks(out / "details.jsonl"), base) << c.method;
+        if (c.moves) {
+            EXPECT_NE(logliks(out / "details.jsonl"), base) << c.method;
+        }
     }
 }
 

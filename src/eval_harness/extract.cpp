@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
-#include <regex>
 
 #include "routescope/common.h"
 #include "routescope/eval_extract.h"
@@ -198,15 +197,40 @@ MathScore score_math(std::string_view gold, std::string_view generated, std::spa
     return s;
 }
 
+// The matches of (-?[$0-9.,]{2,})|(-?[0-9]+) as Python's re.findall finds them: leftmost first, the first
+// alternative before the second, greedy, non-overlapping. Written out (no std::regex: GCC 12 reports
+// false -Wmaybe-uninitialized in <regex> under the sanitizers).
+static std::vector<std::string> harness_number_matches(std::string_view t) {
+    const auto run = [&](size_t i, auto && in_class) {
+        size_t j = i;
+        while (j < t.size() && in_class(t[j])) ++j;
+        return j - i;
+    };
+    const auto wide = [](char c) { return c == '$' || c == '.' || c == ',' || (c >= '0' && c <= '9'); };
+    const auto digit = [](char c) { return c >= '0' && c <= '9'; };
+    std::vector<std::string> out;
+    for (size_t i = 0; i < t.size();) {
+        const size_t sign = t[i] == '-' ? 1 : 0;  // '-' is in neither class: only the optional sign takes it
+        size_t len = 0;
+        if (const size_t w = run(i + sign, wide); w >= 2)
+            len = sign + w;  // -?[$0-9.,]{2,}
+        else if (const size_t d = run(i + sign, digit); d >= 1)
+            len = sign + d;  // -?[0-9]+
+        if (len == 0) {
+            ++i;
+            continue;
+        }
+        out.emplace_back(t.substr(i, len));
+        i += len;
+    }
+    return out;
+}
+
 MathScore score_mgsm_flexible(std::string_view gold, std::string_view generated,
                               std::span<const std::string> stops) {
-    static const std::regex kNumber("(-?[$0-9.,]{2,})|(-?[0-9]+)");  // direct_yaml, flexible-extract
-    const std::string text(truncate_at_stop(generated, stops));
+    const auto matches = harness_number_matches(truncate_at_stop(generated, stops));
     MathScore s;
-    s.pred = "[invalid]";  // the harness's regex filter fallback
-    for (auto it = std::sregex_iterator(text.begin(), text.end(), kNumber); it != std::sregex_iterator();
-         ++it)
-        s.pred = (*it)[1].matched ? (*it)[1].str() : (*it)[2].str();  // group_select: -1, the last match
+    s.pred = matches.empty() ? "[invalid]" : matches.back();  // group_select: -1; the filter's fallback
     // exact_match(ignore_case, ignore_punctuation): lower-case, drop string.punctuation
     auto canon = [](std::string_view v) {
         static constexpr std::string_view kPunct = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";

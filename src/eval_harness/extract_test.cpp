@@ -205,4 +205,10 @@ TEST(MgsmFlexible, LastMatchWithoutPunctuation) {
     EXPECT_TRUE(s.correct);
     s = rs::score_mgsm_flexible("12", "12</s>34", stops);
     EXPECT_EQ(s.pred, "12");
+    // the regex's own choices, as Python's re.findall makes them: "--5" → "-5", "a-12.5b x" → "-12.5",
+    // "$." is a match of the first alternative, a lone "-" none
+    EXPECT_EQ(rs::score_mgsm_flexible("5", "--5", stops).pred, "-5");
+    EXPECT_EQ(rs::score_mgsm_flexible("125", "a-12.5b x", stops).pred, "-12.5");
+    EXPECT_EQ(rs::score_mgsm_flexible("0", "3 then $.", stops).pred, "$.");
+    EXPECT_EQ(rs::score_mgsm_flexible("0", "4 - ", stops).pred, "4");
 }

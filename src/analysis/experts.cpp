@@ -127,16 +127,11 @@ ExpertsReport run_experts(const ExpertsOptions & opt) {
         const auto & m = ts.manifests[ti];
         // only the sequence tensors and topk are read: Δ needs no probabilities
         analysis::for_each_raw_shard(ts.dirs[ti], m, opt.n_threads, false, [&](int64_t, const RawShard & s) {
-            // which groups each sequence belongs to
+            // which groups each sequence belongs to (read_shard_raw has checked lang/domain against the
+            // manifest: checked_sequences)
             std::vector<std::vector<int>> member(s.seqs.size());
             for (size_t i = 0; i < s.seqs.size(); ++i) {
                 const auto & q = s.seqs[i];
-                if (q.lang < 0 || (size_t)q.lang >= m.langs.size() || q.domain < 0 ||
-                    (size_t)q.domain >= m.domains.size())
-                    throw Error(
-                        fmt::format("trace {}: sequence {} has a language or domain index outside the "
-                                    "manifest",
-                                    ts.dirs[ti], q.index));
                 for (size_t g = 0; g < n_grp; ++g)
                     if (sel[g].matches(m.langs[(size_t)q.lang], m.domains[(size_t)q.domain], (int)ti))
                         member[i].push_back((int)g);

@@ -50,15 +50,9 @@ void count_groups(const TraceSet & ts, const std::vector<int> & slots, int n_thr
     for (size_t ti = 0; ti < ts.dirs.size(); ++ti) {
         const auto & m = ts.manifests[ti];
         for_each_raw_shard(ts.dirs[ti], m, n_threads, false, [&](int64_t, const RawShard & s) {
-            std::vector<int> gi(s.seqs.size(), -1);
+            std::vector<int> gi(s.seqs.size(), -1);  // lang/domain in range: read_shard_raw checked them
             for (size_t i = 0; i < s.seqs.size(); ++i) {
                 const auto & q = s.seqs[i];
-                if (q.lang < 0 || (size_t)q.lang >= m.langs.size() || q.domain < 0 ||
-                    (size_t)q.domain >= m.domains.size())
-                    throw Error(
-                        fmt::format("trace {}: sequence {} has a language or domain index outside the "
-                                    "manifest",
-                                    ts.dirs[ti], q.index));
                 if (q.n_tok > 0) gi[i] = group_of(ti, m, q);
             }
             const auto counts =

@@ -258,8 +258,9 @@ ChatFrame Engine::chat_frame(const std::string & choice) const {
         }
         tmpl = own, name = "gguf";
     } else {
-        std::vector<const char *> names(128);
-        names.resize((size_t)llama_chat_builtin_templates(names.data(), names.size()));
+        // the count first: the call returns the total, which may exceed the room given
+        std::vector<const char *> names((size_t)llama_chat_builtin_templates(nullptr, 0));
+        llama_chat_builtin_templates(names.data(), names.size());
         std::string known;
         for (const char * n : names) known += (known.empty() ? "" : ", ") + std::string(n);
         if (std::find_if(names.begin(), names.end(), [&](const char * n) { return choice == n; }) ==

@@ -6,15 +6,12 @@
 #include <algorithm>
 #include <numeric>
 
+#include "language_matrix.h"
 #include "routescope/common.h"
 
 namespace rs {
 
 namespace {
-
-void check_shape(std::span<const double> f, int n_lang, int n_expert) {
-    RS_ASSERT(n_lang >= 1 && n_expert >= 1 && f.size() == (size_t)n_lang * (size_t)n_expert);
-}
 
 // the authors' denominator guard: activation_tokens.sum(dim=0) + 1e-10
 constexpr double kShareEps = 1e-10;
@@ -22,7 +19,7 @@ constexpr double kShareEps = 1e-10;
 }  // namespace
 
 std::vector<double> chen_shares(std::span<const double> f, int n_lang, int n_expert, int k) {
-    check_shape(f, n_lang, n_expert);
+    check_language_matrix(f, n_lang, n_expert);
     RS_ASSERT(k >= 1);
     std::vector<double> m((size_t)n_lang * (size_t)n_expert, 0.0);
     std::vector<int> ids((size_t)n_expert);
@@ -47,7 +44,7 @@ std::vector<double> chen_shares(std::span<const double> f, int n_lang, int n_exp
 
 std::vector<int> chen_shared_experts(std::span<const double> shares, int n_lang, int n_expert,
                                      double threshold) {
-    check_shape(shares, n_lang, n_expert);
+    check_language_matrix(shares, n_lang, n_expert);
     std::vector<int> out;
     for (int e = 0; e < n_expert; ++e) {
         // torch.any(value > 0) and torch.all(value < thr)
@@ -64,7 +61,7 @@ std::vector<int> chen_shared_experts(std::span<const double> shares, int n_lang,
 
 std::vector<int> chen_exclusive_experts(std::span<const double> shares, int n_lang, int n_expert,
                                         std::span<const int> targets, double threshold) {
-    check_shape(shares, n_lang, n_expert);
+    check_language_matrix(shares, n_lang, n_expert);
     std::vector<int> out;
     for (int e = 0; e < n_expert; ++e) {
         double s = 0.0;  // target = torch.sum(activation_tokens[target_idxs], dim=0); value > thr

@@ -12,6 +12,7 @@
 #include <limits>
 #include <numeric>
 
+#include "language_matrix.h"
 #include "routescope/common.h"
 #include "routescope/language_experts.h"
 
@@ -122,7 +123,7 @@ double routing_isolation(std::span<const double> f_a, std::span<const double> f_
 }
 
 std::vector<double> routing_isolation_matrix(std::span<const double> f, int n_lang, int n_expert, int m) {
-    RS_ASSERT(n_lang >= 1 && n_expert >= 1 && f.size() == (size_t)n_lang * (size_t)n_expert);
+    check_language_matrix(f, n_lang, n_expert);
     std::vector<double> out((size_t)n_lang * (size_t)n_lang, 1.0);
     auto row = [&](int l) { return f.subspan((size_t)l * (size_t)n_expert, (size_t)n_expert); };
     for (int a = 0; a < n_lang; ++a)

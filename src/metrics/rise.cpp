@@ -9,15 +9,12 @@
 #include <numeric>
 #include <string>
 
+#include "language_matrix.h"
 #include "routescope/common.h"
 
 namespace rs {
 
 namespace {
-
-void check_shape(std::span<const double> a, int n_lang, int n_expert) {
-    RS_ASSERT(n_lang >= 1 && n_expert >= 1 && a.size() == (size_t)n_lang * (size_t)n_expert);
-}
 
 // expert_selector.py guards every division by μ with np.where(mean > 0, mean, 1e-8)
 constexpr double kMeanFloor = 1e-8;
@@ -38,7 +35,7 @@ const char * rise_zone_name(RiseZone z) {
 }
 
 std::vector<double> rise_mean_frequency(std::span<const double> a, int n_lang, int n_expert) {
-    check_shape(a, n_lang, n_expert);
+    check_language_matrix(a, n_lang, n_expert);
     std::vector<double> m((size_t)n_expert, 0.0);
     for (int l = 0; l < n_lang; ++l)
         for (int e = 0; e < n_expert; ++e) m[(size_t)e] += a[(size_t)l * n_expert + e];
@@ -139,7 +136,7 @@ RiseSelection rise_select(std::span<const std::vector<double>> a_per_layer, int 
         std::vector<Candidate> cand;
         for (int l = range[z].first; l < range[z].second; ++l) {
             const auto & a = a_per_layer[(size_t)l];
-            check_shape(a, n_lang, n_expert);
+            check_language_matrix(a, n_lang, n_expert);
             const auto mean = rise_mean_frequency(a, n_lang, n_expert);
             // Eq. 8: Spec = S·(1 + α·a_target) in shallow/deep, Ovlp = O·(1 + α·ā) in the middle
             const auto raw = zone == RiseZone::middle ? rise_overlap(a, n_lang, n_expert)

@@ -268,25 +268,22 @@ SteerPlan steer_plan_from_json(const nlohmann::json & spec, const ModelInfo & m,
                 "{}: \"method\" must be \"soft\", \"force\", \"suppress\", \"chen\" or \"steermoe\"", where));
         const std::string method = rule["method"].get<std::string>();
         SteerOp base;
+        // soft and chen: a required, bounded λ (hint: the values the method's authors use)
+        auto lambda_of = [&](const char * name, const char * hint) {
+            if (!rule.contains("lambda") || !rule["lambda"].is_number())
+                throw Error(fmt::format("{}: method {} needs a numeric \"lambda\"{}", where, name, hint));
+            const double l = number(rule, "lambda", where);
+            if (std::fabs(l) > kMaxLambda)
+                throw Error(fmt::format("{}: lambda {} is outside [-{}, {}] (steered logits would overflow)",
+                                        where, l, kMaxLambda, kMaxLambda));
+            return l;
+        };
         if (method == "soft") {
             base.method = SteerMethod::soft;
-            if (!rule.contains("lambda") || !rule["lambda"].is_number())
-                throw Error(fmt::format("{}: method soft needs a numeric \"lambda\"", where));
-            base.lambda = number(rule, "lambda", where);
-            if (std::fabs(base.lambda) > kMaxLambda)
-                throw Error(fmt::format("{}: lambda {} is outside [-{}, {}] (steered logits would overflow)",
-                                        where, base.lambda, kMaxLambda, kMaxLambda));
+            base.lambda = lambda_of("soft", "");
         } else if (method == "chen") {
             base.method = SteerMethod::chen;
-            if (!rule.contains("lambda") || !rule["lambda"].is_number())
-                throw Error(
-                    fmt::format("{}: method chen needs a numeric \"lambda\" (the authors use 0.022 "
-                                "to 0.034)",
-                                where));
-            base.lambda = number(rule, "lambda", where);
-            if (std::fabs(base.lambda) > kMaxLambda)
-                throw Error(fmt::format("{}: lambda {} is outside [-{}, {}] (steered logits would overflow)",
-                                        where, base.lambda, kMaxLambda, kMaxLambda));
+            base.lambda = lambda_of("chen", " (the authors use 0.022 to 0.034)");
         } else if (method == "steermoe") {
             base.method = SteerMethod::steermoe;
         } else if (method == "force") {

@@ -241,6 +241,8 @@ TEST(EvalCli, BadInputGivesOneLineErrors) {
     expect_clean_error(run_cli(eval_args(model, "belebele", "swh_Latn", 2, dir / "a")),
                        "no file for swh_Latn");
     expect_clean_error(run_cli(eval_args(model, "mgsm", "xx", 2, dir / "a")), "unknown language code 'xx'");
+    expect_clean_error(run_cli(eval_args(model, "mgsm-direct", "eng_Latn", 2, dir / "a", "--shots 3")),
+                       "mgsm-direct is lm-eval's 0-shot task");
     std::ofstream(dir / "other.json")
         << R"({"rules": [{"layers": "1:2", "experts": [40], "method": "force"}]})";
     expect_clean_error(run_cli(eval_args(model, "belebele", "eng_Latn", 2, dir / "a",

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include "commands.h"
+#include "routescope/common.h"
+#include "routescope/eval_tasks.h"
 #include "routescope/evaluate.h"
 
 namespace rs::cli {
@@ -18,8 +20,8 @@ void add_eval(CLI::App & app) {
                     "mgsm (k-shot) | mgsm-direct (lm-eval's 0-shot mgsm_direct) | mmlu-med | belebele")
         ->required();
     cmd->add_option("--langs,-l", *langs, "comma-separated languages (default: all the task's data has)");
-    cmd->add_option("--shots", job->n_shot, "MGSM exemplars (from the same language file)")
-        ->capture_default_str();
+    auto * shots = cmd->add_option("--shots", job->n_shot, "MGSM exemplars (from the same language file)")
+                       ->capture_default_str();
     cmd->add_option("--limit", job->limit, "evaluate the first N items of each language")
         ->check(CLI::NonNegativeNumber);
     cmd->add_option("--steer", job->steer, "steering spec (JSON)");
@@ -57,7 +59,11 @@ void add_eval(CLI::App & app) {
     cmd->footer(
         "Resumable: re-running into the same --out skips the items already in results.csv.\n"
         "Compare two runs with `routescope compare BASE_DIR STEERED_DIR`.");
-    cmd->callback([job, langs] {
+    cmd->callback([job, langs, shots] {
+        if (shots->count() > 0 && parse_eval_task(job->task) == EvalTask::mgsm_direct)
+            throw Error(
+                "--shots applies to --task mgsm; mgsm-direct is lm-eval's 0-shot task (drop --shots, "
+                "or use --task mgsm --shots N)");
         job->langs = split_list(*langs);
         const auto r = run_eval(*job);
         const auto & c = r.counts;

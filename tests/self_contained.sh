@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# A clone is self-contained: no tracked file refers to a directory beside the checkout (../shared, where
-# the project's data and design notes were once kept) or to design documents that are not in the
+# A clone is self-contained: no tracked file refers to a directory beside the checkout (the sibling folder
+# where the data and design notes were once kept) or to design documents that are not in the
 # repository; docs/ and data/ are the references. Skipped (exit 77) outside a git checkout.
 set -euo pipefail
 cd "$(dirname "$0")/.."

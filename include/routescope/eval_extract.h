@@ -75,6 +75,13 @@ enum class McNorm { none, per_byte, per_token };
 // first (so large logits do not overflow): the log-probability of one token under a row of output logits.
 double log_softmax_at(std::span<const float> logits, int32_t index);
 
+// Unicode code points of UTF-8 text: the bytes that do not continue a sequence (not 10xxxxxx), so a
+// malformed byte counts as one character. The denominator of bits per character (`ppl`).
+int64_t utf8_code_points(std::string_view text);
+
+// Bits per character: a text's summed NLL in nats over its n_chars characters, Σ −ln p / ln 2 / n_chars.
+double bits_per_char(double nll_nats, int64_t n_chars);
+
 // Index of the largest log-likelihood, ties to the lowest index; -1 when empty. NaN never wins.
 int mc_argmax(std::span<const double> loglik);
 

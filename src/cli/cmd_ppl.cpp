@@ -1,4 +1,6 @@
 // `routescope ppl`: held-out perplexity per language with llama.cpp (perplexity.h).
+#include <cmath>
+
 #include <fmt/format.h>
 
 #include "commands.h"
@@ -8,8 +10,8 @@
 namespace rs::cli {
 
 void add_ppl(CLI::App & app) {
-    auto * cmd =
-        app.add_subcommand("ppl", "Perplexity per language of a model on a corpus (each sentence alone)");
+    auto * cmd = app.add_subcommand(
+        "ppl", "Perplexity and bits per character per language of a model on a corpus (each sentence alone)");
     auto job = std::make_shared<PerplexityJob>();
     auto langs = std::make_shared<std::string>();
     auto out = std::make_shared<std::string>();
@@ -24,9 +26,19 @@ void add_ppl(CLI::App & app) {
     cmd->callback([job, langs, out] {
         job->langs = split_list(*langs);
         const auto rows = run_perplexity(*job);
-        fmt::print("{:<9} {:>6} {:>8} {:>8} {:>10}\n", "lang", "seqs", "tokens", "nll", "ppl");
-        for (const auto & r : rows)
-            fmt::print("{:<9} {:>6} {:>8} {:>8.4f} {:>10.2f}\n", r.lang, r.n_seqs, r.n_tokens, r.nll, r.ppl);
+        fmt::print("{:<9} {:>6} {:>8} {:>8} {:>10} {:>8}\n", "lang", "seqs", "tokens", "nll", "ppl", "bpc");
+        int64_t cut = 0;
+        for (const auto & r : rows) {
+            fmt::print("{:<9} {:>6} {:>8} {:>8.4f} {:>10.2f} {:>8}\n", r.lang, r.n_seqs, r.n_tokens, r.nll,
+                       r.ppl, std::isnan(r.bpc) ? "-" : fmt::format("{:.4f}", r.bpc));
+            if (r.lang != "all") cut += r.n_truncated;
+        }
+        if (cut > 0)
+            fmt::print(
+                stderr,
+                "ppl: {} sequences were cut at --max-tokens {}: bits per character are undefined where "
+                "they are (raise --max-tokens)\n",
+                cut, job->max_tokens);
         if (!out->empty()) write_file_atomic(*out, perplexity_csv(rows));
     });
 }

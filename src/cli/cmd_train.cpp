@@ -11,8 +11,7 @@
 namespace rs::cli {
 
 void add_train(CLI::App & app) {
-    auto * cmd =
-        app.add_subcommand("train", "Train a small Qwen3-MoE (libtorch) on a corpus and export it as GGUF");
+    auto * cmd = app.add_subcommand("train", kTrainHelp);
     auto job = std::make_shared<TrainJob>();
     auto langs = std::make_shared<std::string>();
     auto & c = job->model;

@@ -20,6 +20,12 @@ void add_eval(CLI::App & app);
 void add_compare(CLI::App & app);
 void add_sweep(CLI::App & app);
 void add_train(CLI::App & app);
+void add_finetune(CLI::App & app);
+// one-line help of the commands routescope-train runs (shown by routescope's own --help too)
+inline constexpr const char * kTrainHelp =
+    "Train a small Qwen3-MoE (libtorch) on a corpus and export it as GGUF";
+inline constexpr const char * kFinetuneHelp =
+    "RISE: train only a selected expert subnetwork of a GGUF MoE on one language, written back in place";
 void add_ppl(CLI::App & app);
 void add_report(CLI::App & app);
 

@@ -11,8 +11,8 @@
 #include "commands.h"
 #include "routescope/common.h"
 
-// `train` needs libtorch (~290 shared libraries, ~0.4 s to load): it lives in the sibling executable
-// routescope-train, so every other command starts without it (issue #13). Returns only on failure.
+// `train` and `finetune` need libtorch (~290 shared libraries, ~0.4 s to load): they live in the sibling
+// executable routescope-train, so every other command starts without it (issue #13). Returns only on failure.
 static int exec_trainer(char ** argv) {
     std::error_code ec;
     const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
@@ -27,7 +27,8 @@ static int exec_trainer(char ** argv) {
 }
 
 int main(int argc, char ** argv) {
-    if (argc >= 2 && std::strcmp(argv[1], "train") == 0) return exec_trainer(argv);
+    if (argc >= 2 && (std::strcmp(argv[1], "train") == 0 || std::strcmp(argv[1], "finetune") == 0))
+        return exec_trainer(argv);
     CLI::App app{"routescope: record, analyse and steer the expert routing of MoE language models"};
     app.require_subcommand(1);
     app.set_version_flag("--version", ROUTESCOPE_VERSION);
@@ -41,9 +42,9 @@ int main(int argc, char ** argv) {
     rs::cli::add_eval(app);
     rs::cli::add_compare(app);
     rs::cli::add_sweep(app);
-    // listed in the help; `routescope train …` itself runs routescope-train (exec_trainer)
-    app.add_subcommand("train", "Train a small Qwen3-MoE (libtorch) on a corpus and export it as GGUF")
-        ->allow_extras();
+    // listed in the help; `routescope train|finetune …` itself runs routescope-train (exec_trainer)
+    app.add_subcommand("train", rs::cli::kTrainHelp)->allow_extras();
+    app.add_subcommand("finetune", rs::cli::kFinetuneHelp)->allow_extras();
     rs::cli::add_ppl(app);
     rs::cli::add_report(app);
     return rs::cli::run_app(app, argc, argv);

@@ -1,5 +1,5 @@
-// routescope-train: `routescope train`, the one command that needs libtorch, as its own executable so the
-// others start without loading it (routescope execs this one for `train`).
+// routescope-train: `routescope train` and `routescope finetune`, the commands that need libtorch, as their
+// own executable so the others start without loading it (routescope execs this one for them).
 #include "commands.h"
 
 int main(int argc, char ** argv) {
@@ -8,5 +8,6 @@ int main(int argc, char ** argv) {
     app.require_subcommand(1);
     app.set_version_flag("--version", ROUTESCOPE_VERSION);
     rs::cli::add_train(app);
+    rs::cli::add_finetune(app);
     return rs::cli::run_app(app, argc, argv);
 }

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <limits>
 
 #include "routescope/common.h"
 #include "routescope/eval_extract.h"
@@ -250,6 +251,17 @@ MathScore score_mgsm_flexible(std::string_view gold, std::string_view generated,
 
 // ---------------------------------------------------------------------------------------------------
 // Multiple choice
+
+int64_t utf8_code_points(std::string_view text) {
+    int64_t n = 0;
+    for (char c : text) n += ((unsigned char)c & 0xC0) != 0x80;
+    return n;
+}
+
+double bits_per_char(double nll_nats, int64_t n_chars) {
+    return n_chars > 0 ? nll_nats / std::log(2.0) / (double)n_chars
+                       : std::numeric_limits<double>::quiet_NaN();
+}
 
 double log_softmax_at(std::span<const float> logits, int32_t index) {
     RS_ASSERT(index >= 0 && (size_t)index < logits.size());

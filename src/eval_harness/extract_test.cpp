@@ -166,6 +166,19 @@ TEST(McScore, FourOptionsAndLetters) {
 }
 
 // log softmax against hand values: logits (0, ln 2, ln 3) give p = (1/6, 2/6, 3/6).
+TEST(BitsPerChar, CodePointsAndHandValues) {
+    EXPECT_EQ(rs::utf8_code_points(""), 0);
+    EXPECT_EQ(rs::utf8_code_points("abc"), 3);
+    EXPECT_EQ(rs::utf8_code_points("h\xc3\xa9llo"), 5);              // é: 2 bytes
+    EXPECT_EQ(rs::utf8_code_points("\xe6\x97\xa5\xe6\x9c\xac"), 2);  // 日本: 3 bytes each
+    EXPECT_EQ(rs::utf8_code_points("\xf0\x9f\x98\x80!"), 2);         // U+1F600: 4 bytes
+    EXPECT_EQ(rs::utf8_code_points("\xff\xfe"), 2);                  // malformed bytes count once each
+    // 8 characters predicted with total NLL 8·ln 2 nats: 1 bit each
+    EXPECT_DOUBLE_EQ(rs::bits_per_char(8 * std::log(2.0), 8), 1.0);
+    EXPECT_NEAR(rs::bits_per_char(3.0, 4), 3.0 / 0.6931471805599453 / 4, 1e-15);
+    EXPECT_TRUE(std::isnan(rs::bits_per_char(1.0, 0)));
+}
+
 TEST(LogSoftmax, HandValuesAndLargeLogits) {
     const std::vector<float> z = {0.0f, (float)std::log(2.0), (float)std::log(3.0)};
     EXPECT_NEAR(rs::log_softmax_at(z, 0), std::log(1.0 / 6.0), 1e-7);

@@ -2,6 +2,7 @@
 #include "routescope/perplexity.h"
 
 #include <cmath>
+#include <limits>
 #include <map>
 
 #include <fmt/format.h>
@@ -31,7 +32,16 @@ std::vector<LangPerplexity> run_perplexity(const PerplexityJob & job) {
     for (size_t b = 0; b < corpus.seqs.size(); b += kChunk) {
         const size_t e = std::min(corpus.seqs.size(), b + kChunk);
         std::vector<std::vector<int32_t>> toks;
-        for (size_t i = b; i < e; ++i) toks.push_back(engine.tokenize(corpus.seqs[i].text, job.max_tokens));
+        for (size_t i = b; i < e; ++i) {
+            auto t = engine.tokenize(corpus.seqs[i].text, std::numeric_limits<int>::max());
+            auto & a = acc[corpus.seqs[i].lang];
+            a.n_chars += utf8_code_points(corpus.seqs[i].text);
+            if ((int64_t)t.size() > job.max_tokens) {
+                ++a.n_truncated;
+                t.resize((size_t)job.max_tokens);
+            }
+            toks.push_back(std::move(t));
+        }
         const auto rows = engine.output_logits(toks);
         for (size_t i = b; i < e; ++i) {
             const auto & t = toks[i - b];
@@ -49,24 +59,31 @@ std::vector<LangPerplexity> run_perplexity(const PerplexityJob & job) {
     }
     progress.update(done, tokens, true);
     std::vector<LangPerplexity> out;
-    LangPerplexity all{"all", 0, 0, 0.0, 0.0};
+    LangPerplexity all{"all"};
+    // a.nll holds the summed NLL (nats) until here
+    auto finish = [](LangPerplexity & a) {
+        a.bpc =
+            a.n_truncated == 0 ? bits_per_char(a.nll, a.n_chars) : std::numeric_limits<double>::quiet_NaN();
+        a.nll = a.n_tokens ? a.nll / (double)a.n_tokens : 0.0;
+        a.ppl = std::exp(a.nll);
+    };
     for (const auto & l : corpus.langs) {
         auto a = acc[l];
         all.n_seqs += a.n_seqs, all.n_tokens += a.n_tokens, all.nll += a.nll;
-        a.nll = a.n_tokens ? a.nll / (double)a.n_tokens : 0.0;
-        a.ppl = std::exp(a.nll);
+        all.n_chars += a.n_chars, all.n_truncated += a.n_truncated;
+        finish(a);
         out.push_back(a);
     }
-    all.nll = all.n_tokens ? all.nll / (double)all.n_tokens : 0.0;
-    all.ppl = std::exp(all.nll);
+    finish(all);
     out.push_back(all);
     return out;
 }
 
 std::string perplexity_csv(const std::vector<LangPerplexity> & rows) {
-    std::string s = "lang,n_seqs,n_tokens,nll,ppl\n";
+    std::string s = "lang,n_seqs,n_tokens,nll,ppl,n_chars,bpc\n";
     for (const auto & r : rows)
-        s += fmt::format("{},{},{},{:.6f},{:.4f}\n", r.lang, r.n_seqs, r.n_tokens, r.nll, r.ppl);
+        s += fmt::format("{},{},{},{:.6f},{:.4f},{},{}\n", r.lang, r.n_seqs, r.n_tokens, r.nll, r.ppl,
+                         r.n_chars, std::isnan(r.bpc) ? "" : fmt::format("{:.6f}", r.bpc));
     return s;
 }
 

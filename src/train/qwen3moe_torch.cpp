@@ -39,7 +39,7 @@ torch::Tensor rope_neox(const torch::Tensor & x, float base) {
     const int64_t T = x.size(1), D = x.size(3), half = D / 2;
     const auto inv_freq = torch::pow(base, -torch::arange(0, half, torch::kFloat64) * 2.0 / (double)D);
     const auto ang =
-        torch::outer(torch::arange(0, T, torch::kFloat64), inv_freq).to(torch::kFloat32);  // [T, D/2]
+        torch::outer(torch::arange(0, T, torch::kFloat64), inv_freq).to(x.scalar_type());  // [T, D/2]
     const auto cos = ang.cos().view({1, T, 1, half}), sin = ang.sin().view({1, T, 1, half});
     const auto x1 = x.narrow(3, 0, half), x2 = x.narrow(3, half, half);
     return torch::cat({x1 * cos - x2 * sin, x1 * sin + x2 * cos}, 3);
@@ -112,7 +112,8 @@ Qwen3Moe::Output Qwen3Moe::forward(const torch::Tensor & tokens, bool want_route
     Output out;
     torch::Tensor x = w.at("token_embd.weight").index_select(0, tokens.reshape({-1})).view({B, T, c.n_embd});
     const auto causal = torch::ones({T, T}, torch::kBool).triu(1);  // true above the diagonal: masked
-    torch::Tensor aux = torch::zeros({});
+    const auto fopt = x.options();                                  // the weights' dtype
+    torch::Tensor aux = torch::zeros({}, fopt);
     for (int il = 0; il < c.n_layer; ++il) {
         auto W = [&](const char * name) -> const torch::Tensor & { return w.at(blk(il, name)); };
         // ---- attention
@@ -148,15 +149,20 @@ Qwen3Moe::Output Qwen3Moe::forward(const torch::Tensor & tokens, bool want_route
             if (sel.size(0) == 0) continue;
             const auto tok = sel.select(1, 0), slot = sel.select(1, 1);
             const auto xe = m.index_select(0, tok);
-            const auto h = torch::silu(torch::matmul(xe, Wg[e].t())) * torch::matmul(xe, Wu[e].t());
-            const auto ye = torch::matmul(h, Wd[e].t()) * g.index({tok, slot}).unsqueeze(1);
+            const auto ov = expert_override.find({il, e});
+            const bool own = ov != expert_override.end();
+            const auto & ge = own ? ov->second[0] : Wg[e];
+            const auto & ue = own ? ov->second[1] : Wu[e];
+            const auto & de = own ? ov->second[2] : Wd[e];
+            const auto h = torch::silu(torch::matmul(xe, ge.t())) * torch::matmul(xe, ue.t());
+            const auto ye = torch::matmul(h, de.t()) * g.index({tok, slot}).unsqueeze(1);
             moe = moe.index_add(0, tok, ye);
         }
         x = x + moe.view({B, T, c.n_embd});
         // load balancing (Switch Eq. 4): E · Σ_e f_e P_e
-        const auto f =
-            torch::zeros({c.n_expert}).index_add(0, top_i.reshape({-1}), torch::ones({top_i.numel()})) /
-            (double)top_i.numel();
+        const auto f = torch::zeros({c.n_expert}, fopt)
+                           .index_add(0, top_i.reshape({-1}), torch::ones({top_i.numel()}, fopt)) /
+                       (double)top_i.numel();
         aux = aux + c.n_expert * (f * p.mean(0)).sum();
         if (want_router) {
             out.router_probs.push_back(p.detach());

@@ -3,6 +3,7 @@
 // order, the reverse of ggml's ne: a ggml [n_embd, n_vocab] tensor is a torch [n_vocab, n_embd] one.
 #pragma once
 
+#include <array>
 #include <map>
 #include <string>
 #include <vector>
@@ -18,6 +19,9 @@ struct Qwen3Moe {
     MoeModelConfig cfg;
     bool tied_output = true;                 // output = token_embd (no output.weight)
     std::map<std::string, torch::Tensor> w;  // GGUF name -> parameter
+    // Expert slices used in place of w's: (block, expert) -> {gate [F, D], up [F, D], down [D, F]}. The
+    // finetuner (finetune.cpp) trains these leaves while every tensor of w stays frozen.
+    std::map<std::pair<int, int>, std::array<torch::Tensor, 3>> expert_override;
 
     // Random initialisation (GPT-2 style: N(0, 0.02), output projections / sqrt(2·n_layer), norms 1),
     // from torch's generator (seed it first).
@@ -39,7 +43,8 @@ struct Qwen3Moe {
         std::vector<torch::Tensor> router_probs;  // per block [B·T, E] (with want_router)
         std::vector<torch::Tensor> topk;          // per block [B·T, k]
     };
-    // tokens: [B, T] int64; positions 0..T−1 in every row.
+    // tokens: [B, T] int64; positions 0..T−1 in every row. Computes in the dtype of the weights (f32; the
+    // gradient check runs it in f64).
     Output forward(const torch::Tensor & tokens, bool want_router = false) const;
 
     // Writes every parameter of the model to the GGUF KV set `meta` (qwen3moe.* keys).

@@ -1,11 +1,9 @@
 // run_train (routescope/train.h): corpus → BPE vocabulary → llama.cpp tokenisation → libtorch training of a
 // Qwen3-MoE → GGUF.
 //
-// Checkpoints are whole directories (ckpt-<step>/: parameters, AdamW state, sampler state, loss log) made
-// visible by atomically rewriting the `latest` file, so a killed run resumes from the last complete one and
-// continues exactly as an uninterrupted run would (same batches, same optimizer state).
-#include <unistd.h>
-
+// Checkpoints (training_run.h) hold the parameters, AdamW state, sampler state and loss log, so a killed run
+// resumes from the last complete one and continues exactly as an uninterrupted run would (same batches, same
+// optimizer state).
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -23,6 +21,7 @@
 #include "routescope/file_io.h"
 #include "routescope/stats.h"
 #include "routescope/tokenizer.h"
+#include "training_run.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -61,33 +60,12 @@ std::map<std::string, std::pair<int64_t, double>> read_mix(const std::string & p
     return mix;
 }
 
-// Memory a training step needs, roughly: parameters with gradients and two AdamW moments, and the activations
-// autograd keeps (per token and block: attention and MoE intermediates; per token: the logits and their
-// softmax and gradient), twice for headroom.
 // Parameters of Qwen3Moe::init(c), without allocating them.
 double count_params(const MoeModelConfig & c) {
     const double d = c.n_embd, hd = (double)c.n_head * c.head_dim, kvd = (double)c.n_head_kv * c.head_dim;
     const double block = 2 * d + hd * d + 2 * kvd * d + d * hd + 2.0 * c.head_dim + (double)c.n_expert * d +
                          3.0 * c.n_expert * c.n_ff_exp * d;
     return (double)c.n_vocab * d + d + c.n_layer * block;
-}
-
-double training_bytes(const MoeModelConfig & c, double n_params, int batch, int seq) {
-    const double tokens = (double)batch * seq;
-    const double per_block = 20.0 * c.n_embd + 3.0 * seq * c.n_head + 4.0 * c.n_expert +
-                             c.top_k * (4.0 * c.n_ff_exp + 3.0 * c.n_embd);
-    return 4.0 * (4.0 * n_params + 2.0 * tokens * (c.n_layer * per_block + 3.0 * c.n_vocab));
-}
-
-double available_bytes() {
-    std::ifstream f("/proc/meminfo");
-    std::string key;
-    double kb = 0;
-    while (f >> key >> kb) {
-        if (key == "MemAvailable:") return kb * 1024.0;
-        f.ignore(256, '\n');
-    }
-    return (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGE_SIZE);
 }
 
 // A batch of B sequences of seq_len + 1 tokens: BOS + consecutive lines of one language from a random line.
@@ -210,11 +188,6 @@ void validate(const TrainJob & j) {
     if (j.val_lines < 1) fail("need val_lines ≥ 1");
 }
 
-// The file naming the newest complete checkpoint directory.
-fs::path latest_file(const fs::path & root) {
-    return root / "latest";
-}
-
 }  // namespace
 
 TrainReport run_train(const TrainJob & job) {
@@ -292,7 +265,9 @@ TrainReport run_train(const TrainJob & job) {
 
     // ---- model, optimizer, sampler: fresh or from the latest checkpoint
     const double n_params = count_params(cfg);
-    const double need = training_bytes(cfg, n_params, job.batch, job.seq_len), have = available_bytes();
+    // parameters with gradients and two AdamW moments, and the activations
+    const double need = 16.0 * n_params + activation_bytes(cfg, job.batch, job.seq_len),
+                 have = available_memory_bytes();
     if (need > 0.8 * have)
         throw Error(fmt::format(
             "train: this configuration needs about {:.1f} GiB to train ({:.1f}M parameters, batch "
@@ -318,11 +293,7 @@ TrainReport run_train(const TrainJob & job) {
     int64_t best_step = -1;
     double best_val = INFINITY;
     const json cfg_json = config_json(job);
-    if (job.resume && fs::exists(latest_file(ckroot))) {
-        std::ifstream lf(latest_file(ckroot));
-        std::string name;
-        lf >> name;
-        const fs::path d = ckroot / name;
+    if (const fs::path d = latest_checkpoint(ckroot); job.resume && !d.empty()) {
         std::ifstream sf(d / "state.json");
         const json st = json::parse(sf);
         if (st.at("config") != cfg_json)
@@ -350,32 +321,23 @@ TrainReport run_train(const TrainJob & job) {
         std::fprintf(stderr, "train: resuming from %s (step %lld)\n", d.c_str(), (long long)step);
     }
     auto save_checkpoint = [&] {
-        const std::string name = fmt::format("ckpt-{:06d}", step);
-        const fs::path d = ckroot / name, tmp = ckroot / (name + ".tmp");
-        fs::remove_all(tmp);
-        fs::create_directories(tmp);
-        torch::save(model.parameters(), (tmp / "model.pt").string());
-        torch::save(opt, (tmp / "optim.pt").string());
-        if (best_step >= 0) torch::save(best, (tmp / "best.pt").string());
-        json st = {{"step", step},
-                   {"tokens_seen", tokens_seen},
-                   {"rng", rng.state},
-                   {"config", cfg_json},
-                   {"best_step", best_step}};
-        if (best_step >= 0) st["best_val"] = best_val;
-        write_file_atomic((tmp / "state.json").string(), st.dump(2));
-        write_file_atomic((tmp / "log.csv").string(), log);
-        fs::remove_all(d);
-        fs::rename(tmp, d);
-        std::string prev;
-        if (std::ifstream lf(latest_file(ckroot)); lf) lf >> prev;
-        write_file_atomic(latest_file(ckroot).string(), name + "\n");
-        if (!prev.empty() && prev != name) fs::remove_all(ckroot / prev);
+        commit_checkpoint(ckroot, step, [&](const fs::path & tmp) {
+            torch::save(model.parameters(), (tmp / "model.pt").string());
+            torch::save(opt, (tmp / "optim.pt").string());
+            if (best_step >= 0) torch::save(best, (tmp / "best.pt").string());
+            json st = {{"step", step},
+                       {"tokens_seen", tokens_seen},
+                       {"rng", rng.state},
+                       {"config", cfg_json},
+                       {"best_step", best_step}};
+            if (best_step >= 0) st["best_val"] = best_val;
+            write_file_atomic((tmp / "state.json").string(), st.dump(2));
+            write_file_atomic((tmp / "log.csv").string(), log);
+        });
     };
 
     // ---- training
-    const bool tty = isatty(fileno(stderr)) != 0;
-    double last_line_at = 0;  // a log file (no tty) gets a line at least every 30 s
+    ProgressLine progress(job.progress);
     const auto t_train = std::chrono::steady_clock::now();
     const int64_t step0 = step;
     double last_loss = 0, ema = 0;
@@ -384,7 +346,6 @@ TrainReport run_train(const TrainJob & job) {
         const double prog = (double)(s - job.warmup) / (double)std::max<int64_t>(1, job.steps - job.warmup);
         return job.min_lr + 0.5 * (job.lr - job.min_lr) * (1.0 + std::cos(M_PI * std::min(1.0, prog)));
     };
-    std::string last_print;
     while (step < job.steps) {
         const double lr = lr_at(step);
         for (auto & g : opt.param_groups()) static_cast<torch::optim::AdamWOptions &>(g.options()).lr(lr);
@@ -414,22 +375,15 @@ TrainReport run_train(const TrainJob & job) {
         const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_train).count();
         log += fmt::format("{},{:.6g},{:.6f},{:.6f},{},{},{:.1f}\n", step, lr, last_loss,
                            o.aux.item<double>(), val < 0 ? "" : fmt::format("{:.6f}", val), tokens_seen, el);
-        if (job.progress) {
+        {
             const double tps = (double)(step - step0) * job.batch * job.seq_len / std::max(el, 1e-9);
             const double eta = el / (double)(step - step0) * (double)(job.steps - step);
-            const std::string line = fmt::format(
-                "train: step {}/{} | loss {:.3f} (avg {:.3f}) | aux {:.3f} | lr {:.2e} | {:.0f} tok/s | "
-                "elapsed {:.0f} s | "
-                "ETA {:.0f} s{}",
-                step, job.steps, last_loss, ema, o.aux.item<double>(), lr, tps, el, eta,
-                val < 0 ? "" : fmt::format(" | val {:.3f}", val));
-            if (tty) {
-                std::fprintf(stderr, "\r\033[K%s", line.c_str());
-                if (val >= 0 || step == job.steps) std::fputc('\n', stderr);
-            } else if (val >= 0 || step == job.steps || step == step0 + 1 || el - last_line_at >= 30) {
-                std::fprintf(stderr, "%s\n", line.c_str());
-                last_line_at = el;
-            }
+            progress.update(
+                fmt::format("train: step {}/{} | loss {:.3f} (avg {:.3f}) | aux {:.3f} | lr {:.2e} | "
+                            "{:.0f} tok/s | elapsed {:.0f} s | ETA {:.0f} s{}",
+                            step, job.steps, last_loss, ema, o.aux.item<double>(), lr, tps, el, eta,
+                            val < 0 ? "" : fmt::format(" | val {:.3f}", val)),
+                val >= 0 || step == job.steps, el);
         }
         if ((job.checkpoint_every > 0 && step % job.checkpoint_every == 0) || step == job.steps)
             save_checkpoint();

@@ -6,6 +6,8 @@
 // configuration on a held-out item. Accuracy itself is near chance on a random model and is not checked.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -119,6 +121,36 @@ INSTANTIATE_TEST_SUITE_P(Tasks, EvalTaskCli, testing::Values("mgsm", "mgsm-direc
 
 // The eval scores " A".." D" from one decode of the context; here each option is scored independently
 // from a decode of tok(prompt + option) with log-softmax summed over the continuation tokens.
+// `ppl` bits per character: the code points of the texts (counted by hand here), the summed NLL in bits over
+// them; undefined (empty) when a sentence was cut at --max-tokens.
+TEST(PplCli, BitsPerCharacterOverCodePointsAndUndefinedWhenCut) {
+    const auto dir = temp_dir("ppl_bpc");
+    std::ofstream(dir / "c.tsv") << "id\tlang\ttext\n"
+                                 << "a\teng_Latn\th\xc3\xa9llo w\xc3\xb6rld\n"              // 11 code points
+                                 << "b\teng_Latn\t\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e\n";  // 日本語: 3
+    const std::string model = std::string(RS_SOURCE_DIR) + "/models/tiny-polyglot-moe.gguf";
+    auto row = [&](const std::string & extra) {
+        const auto r =
+            run_cli("ppl --no-progress --model " + model + " --corpus tsv:" + (dir / "c.tsv").string() +
+                    " --out " + (dir / "p.csv").string() + extra);
+        EXPECT_EQ(r.exit_code, 0) << r.err;
+        const auto csv = slurp(dir / "p.csv");
+        EXPECT_EQ(csv.rfind("lang,n_seqs,n_tokens,nll,ppl,n_chars,bpc\n", 0), 0u) << csv;
+        return csv.substr(csv.find('\n') + 1, csv.find('\n', csv.find('\n') + 1) - csv.find('\n') - 1);
+    };
+    const auto full = row("");
+    long long n_seqs = 0, n_tokens = 0, n_chars = 0;
+    double nll = 0, ppl = 0, bpc = 0;
+    ASSERT_EQ(std::sscanf(full.c_str(), "eng_Latn,%lld,%lld,%lf,%lf,%lld,%lf", &n_seqs, &n_tokens, &nll, &ppl,
+                          &n_chars, &bpc),
+              6)
+        << full;
+    EXPECT_EQ(n_chars, 14);
+    EXPECT_NEAR(bpc, (double)n_tokens * nll / std::log(2.0) / 14.0, 1e-5);
+    const auto cut = row(" --max-tokens 3");
+    EXPECT_EQ(cut.back(), ',') << cut;  // bpc column empty
+}
+
 TEST(EvalCli, MultipleChoiceLoglikMatchesIndependentDecode) {
     const auto dir = temp_dir("eval_mc_check");
     const std::string model = tiny_model("olmoe");

@@ -220,6 +220,29 @@ TEST(Finetune, ControlsTrainTheSameNumberOfExpertsOrAll) {
     EXPECT_NE(all.out.find("trained 128 experts from block 0"), std::string::npos) << all.out;
 }
 
+// `demo --finetune`: selection → finetune (RISE and the random control) → held-out bits per character,
+// written for the report, whose RISE section then has the finetuning figure.
+TEST(Finetune, DemoStepComparesRiseWithRandomAndBaseInTheReport) {
+    const auto dir = temp_dir("finetune_demo");
+    const auto r =
+        run_cli("demo --out " + dir.string() +
+                " --langs eng_Latn,deu_Latn --limit 24 --finetune --finetune-lines 48 --threads 1");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const std::string csv = slurp(dir / "finetune" / "finetune_ppl.csv");
+    EXPECT_EQ(csv.rfind("condition,seed,lang,bpc,nll,n_tokens\n", 0), 0u) << csv;
+    for (const char * cond : {"base", "rise", "random"})
+        for (const char * lang : {"eng_Latn", "deu_Latn", "swh_Latn"})  // the target joins the languages
+            EXPECT_NE(csv.find(std::string(cond) + "," + (std::string(cond) == "base" ? "-" : "1") + "," +
+                               lang + ","),
+                      std::string::npos)
+                << cond << " " << lang << "\n"
+                << csv;
+    EXPECT_NE(r.out.find("<- target"), std::string::npos) << r.out;
+    EXPECT_NE(slurp(dir / "report.html").find("Finetuning: change in held-out bits per character"),
+              std::string::npos);
+    EXPECT_EQ(r.out.find("absent: Finetuning"), std::string::npos) << r.out;
+}
+
 TEST(Finetune, BadInputGivesOneLineErrors) {
     const auto dir = temp_dir("finetune_bad");
     const auto base = bundled_model();

@@ -1,6 +1,7 @@
 // What routescope and routescope-train share: the command-line runner (bad input becomes one line on
 // stderr) and the defaults of the subcommands.
 #include <cstdio>
+#include <filesystem>
 
 #include <nlohmann/json.hpp>
 
@@ -16,6 +17,12 @@ std::string default_data_dir() {
 
 std::string default_model() {
     return resource_path("ROUTESCOPE_MODEL", "models/tiny-polyglot-moe.gguf", RS_DEFAULT_MODEL);
+}
+
+std::string trainer_path() {
+    std::error_code ec;
+    const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    return ((ec ? std::filesystem::path("routescope") : exe).parent_path() / "routescope-train").string();
 }
 
 std::vector<std::string> split_list(const std::string & s) {

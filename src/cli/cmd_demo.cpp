@@ -1,7 +1,14 @@
 // `routescope demo`: the main job on bundled inputs. Records the routing of the bundled trained model
 // (models/tiny-polyglot-moe.gguf, issue #5) on FLoRes-200 devtest for a handful of languages, analyses it
 // against English, selects the multilingual experts, prints the per-layer divergence table, writes the
-// HTML report and says where every output is.
+// HTML report and says where every output is. With --finetune it also runs RISE's selection → finetune →
+// held-out comparison (issue #13) and adds it to the report.
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <filesystem>
 #include <map>
 
@@ -13,6 +20,7 @@
 #include "routescope/common.h"
 #include "routescope/datasets.h"
 #include "routescope/file_io.h"
+#include "routescope/perplexity.h"
 #include "routescope/record.h"
 #include "routescope/report.h"
 #include "routescope/trace.h"
@@ -50,6 +58,114 @@ void print_divergence(const std::string & csv_path, const std::vector<std::strin
     }
 }
 
+// Runs routescope-train (the libtorch commands) and waits; rs::Error when it cannot start or fails.
+void run_trainer(std::vector<std::string> args) {
+    const std::string trainer = trainer_path();
+    args.insert(args.begin(), "routescope-train");
+    std::vector<char *> argv;
+    for (auto & a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid = 0;
+    if (posix_spawn(&pid, trainer.c_str(), nullptr, nullptr, argv.data(), environ) != 0)
+        throw Error(
+            fmt::format("demo --finetune: cannot run {} (this routescope was built without libtorch: "
+                        "apt-get install libtorch-dev, then rebuild)",
+                        trainer));
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        throw Error(fmt::format("demo --finetune: `routescope {}` failed (its message is above)", args[1]));
+}
+
+// The optional step (RISE, Zheng et al. 2026): select the target's subnetwork on a trace of FLoRes dev,
+// finetune it and, as the control, a random subnetwork of the same size for one epoch on the target's dev
+// lines, then compare held-out devtest bits per character of every demo language with the base model.
+// Writes <out>/finetune/finetune_ppl.csv (the report's "RISE finetune" figure).
+void finetune_step(const std::string & model, const std::string & data, const std::string & out,
+                   std::vector<std::string> langs, const std::string & target, int64_t limit, int64_t lines,
+                   int threads) {
+    if (std::find(langs.begin(), langs.end(), target) == langs.end()) langs.push_back(target);
+    const fs::path dir = fs::path(out) / "finetune";
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    const std::string dev = "flores:" + (fs::path(data) / "flores200" / "dev").string();
+    TraceJob sj;
+    sj.model = model;
+    sj.corpus = dev;
+    sj.langs = langs;
+    sj.limit = limit;
+    sj.out = (dir / "select-trace").string();
+    sj.n_threads = threads;
+    sj.progress = false;
+    run_trace(sj);
+    ExpertsOptions eo;
+    eo.traces = {sj.out};
+    eo.method = "rise";
+    eo.target_lang = target;
+    eo.n_threads = threads;
+    eo.out = (dir / "rise.json").string();
+    const auto e = run_experts(eo);
+    fmt::print(
+        "\ndemo: RISE selected {} experts for {} on FLoRes dev; finetuning them and a random control\n",
+        e.n_selected, target);
+    std::string csv = "condition,seed,lang,bpc,nll,n_tokens\n";
+    std::map<std::string, std::map<std::string, double>> bpc;  // condition -> lang -> bpc
+    for (const std::string cond : {"base", "rise", "random"}) {
+        std::string m = model;
+        if (cond != "base") {
+            m = (dir / (cond + ".gguf")).string();
+            run_trainer({"finetune",
+                         "--model",
+                         model,
+                         "--experts",
+                         eo.out,
+                         "--subnetwork",
+                         cond == "rise" ? "selected" : "random",
+                         "--corpus",
+                         dev,
+                         "--langs",
+                         target,
+                         "--limit",
+                         std::to_string(lines),
+                         "--epochs",
+                         "1",
+                         "--lr",
+                         "1e-3",
+                         "--seed",
+                         "1",
+                         "--threads",
+                         std::to_string(threads),
+                         "--out",
+                         m});
+        }
+        PerplexityJob pj;
+        pj.model = m;
+        pj.corpus = "flores:" + (fs::path(data) / "flores200" / "devtest").string();
+        pj.langs = langs;
+        pj.limit = limit;
+        pj.max_tokens = 1024;  // no sentence cut: bits per character stay defined
+        pj.n_threads = threads;
+        pj.progress = false;
+        for (const auto & r : run_perplexity(pj)) {
+            if (r.lang == "all") continue;
+            bpc[cond][r.lang] = r.bpc;
+            csv += fmt::format("{},{},{},{:.6f},{:.6f},{}\n", cond, cond == "base" ? "-" : "1", r.lang, r.bpc,
+                               r.nll, r.n_tokens);
+        }
+    }
+    write_file_atomic((dir / "finetune_ppl.csv").string(), csv);
+    fmt::print(
+        "\nHeld-out FLoRes devtest bits per character after one epoch on {} (Δ vs base; negative is "
+        "better)\n",
+        target);
+    fmt::print("{:<10} {:>8} {:>10} {:>10}\n", "lang", "base", "Δ RISE", "Δ random");
+    for (const auto & l : langs)
+        fmt::print("{:<10} {:>8.4f} {:>+10.4f} {:>+10.4f}{}\n", l, bpc["base"][l],
+                   bpc["rise"][l] - bpc["base"][l], bpc["random"][l] - bpc["base"][l],
+                   l == target ? "   <- target" : "");
+}
+
 }  // namespace
 
 void add_demo(CLI::App & app) {
@@ -62,6 +178,9 @@ void add_demo(CLI::App & app) {
         int64_t limit = 200;
         double tau = 0.3;
         int threads = 0;
+        bool finetune = false;
+        std::string finetune_target = "swh_Latn";
+        int64_t finetune_lines = 997;
     };
     auto o = std::make_shared<Opts>();
     cmd->add_option("--model,-m", o->model, "GGUF model (default: the bundled tiny-polyglot-moe)")
@@ -76,6 +195,15 @@ void add_demo(CLI::App & app) {
     cmd->add_option("--limit", o->limit, "FLoRes sentences per language")->capture_default_str();
     cmd->add_option("--tau", o->tau, "Δ threshold of the multilingual experts")->capture_default_str();
     cmd->add_option("--threads,-t", o->threads, "CPU threads (0: all)")->capture_default_str();
+    cmd->add_flag("--finetune", o->finetune,
+                  "also run RISE: select the target's experts, finetune them and a random control (1 epoch), "
+                  "compare held-out bits per character (a few minutes)");
+    cmd->add_option("--finetune-target", o->finetune_target, "--finetune: the target language")
+        ->capture_default_str();
+    cmd->add_option("--finetune-lines", o->finetune_lines,
+                    "--finetune: FLoRes dev lines of the target trained on")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
     cmd->callback([o] {
         if (!fs::is_regular_file(o->model))
             throw Error(
@@ -121,6 +249,12 @@ void add_demo(CLI::App & app) {
         fmt::print("\ndemo: {} multilingual experts (Δ > τ = {}) over {} layers\n", e.n_selected, o->tau,
                    e.n_layers);
 
+        if (o->finetune)
+            finetune_step(o->model, o->data, o->out, langs, o->finetune_target, o->limit, o->finetune_lines,
+                          o->threads);
+        else
+            fs::remove_all(fs::path(o->out) / "finetune");  // not a stale figure of an earlier run
+
         ReportOptions ro;
         ro.run_dirs = {o->out};
         ro.out = (fs::path(o->out) / "report.html").string();
@@ -134,6 +268,9 @@ void add_demo(CLI::App & app) {
             "  analysis  {}   (divergence, entropy, consistency, pairwise, clusters, isolation, experts, "
             "summary.json)\n",
             ao.out_dir);
+        if (o->finetune)
+            fmt::print("  finetune  {}/finetune   (rise.json, rise.gguf, random.gguf, finetune_ppl.csv)\n",
+                       o->out);
         fmt::print("  report    {}   (open in a browser; works offline)\n", ro.out);
     });
 }

@@ -21,6 +21,8 @@ void add_compare(CLI::App & app);
 void add_sweep(CLI::App & app);
 void add_train(CLI::App & app);
 void add_finetune(CLI::App & app);
+// routescope-train beside this executable (it runs `train` and `finetune`, the commands that need libtorch)
+std::string trainer_path();
 // one-line help of the commands routescope-train runs (shown by routescope's own --help too)
 inline constexpr const char * kTrainHelp =
     "Train a small Qwen3-MoE (libtorch) on a corpus and export it as GGUF";

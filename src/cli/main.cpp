@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 
 #include "commands.h"
 #include "routescope/common.h"
@@ -14,9 +13,7 @@
 // `train` and `finetune` need libtorch (~290 shared libraries, ~0.4 s to load): they live in the sibling
 // executable routescope-train, so every other command starts without it (issue #13). Returns only on failure.
 static int exec_trainer(char ** argv) {
-    std::error_code ec;
-    const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-    const auto trainer = (ec ? std::filesystem::path("routescope") : exe).parent_path() / "routescope-train";
+    const std::string trainer = rs::cli::trainer_path();
     argv[0] = const_cast<char *>("routescope-train");
     execv(trainer.c_str(), argv);
     std::fprintf(stderr,

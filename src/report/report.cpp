@@ -141,6 +141,8 @@ Inputs find_inputs(const ReportOptions & opt) {
                    starts_with(first_line(p), "zone,layer,expert,score,")) {
             take_table(in.rise, p);  // `experts --method rise`: the selected subnetwork
             if (auto j = fs::path(p).replace_extension(".json"); fs::exists(j)) take_json(in.rise_json, j);
+        } else if (p.extension() == ".csv" && starts_with(first_line(p), "condition,seed,lang,bpc,")) {
+            take_table(in.finetune, p);  // `demo --finetune`, scripts/rise-finetune-experiment.sh
         }
     }
     if (!opt.scores.empty()) in.scores = read_scores(opt.scores);

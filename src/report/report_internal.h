@@ -28,6 +28,7 @@ struct Table {
 struct Inputs {
     std::optional<Table> divergence, entropy, consistency, pairwise, isolation, experts, compare;
     std::optional<Table> chen, rise;       // `experts --method chen | rise` tables
+    std::optional<Table> finetune;         // finetune_ppl.csv: condition,seed,lang,bpc,… (RISE finetuning)
     json clusters, summary, experts_json;  // null when absent
     json chen_json, rise_json;             // their experts.json (params, zones)
     std::map<std::string, double> scores;  // lang -> score (--scores)

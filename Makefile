@@ -41,6 +41,7 @@ bench: build
 	$(BUILD)/bench/bench_steer_overhead
 	$(BUILD)/bench/bench_rpc_overhead
 	ROUTESCOPE=$(BUILD)/src/cli/routescope bench/bench_finetune.sh
+	ROUTESCOPE=$(BUILD)/src/cli/routescope bench/bench_eager_vs_trace.sh
 
 # plain decode vs tap vs trace with every layer on a CUDA GPU (skips cleanly without one)
 bench-gpu:

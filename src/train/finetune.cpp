@@ -16,6 +16,7 @@
 #include <set>
 
 #include <fmt/format.h>
+#include <ggml.h>
 #include <gguf.h>
 #include <nlohmann/json.hpp>
 
@@ -37,12 +38,31 @@ namespace {
 
 using Blocks = std::map<int, std::vector<int>>;  // block → experts (sorted, unique)
 
-std::string gguf_architecture(const std::string & path) {
-    gguf_init_params ip{true, nullptr};
+struct GgufSummary {
+    std::string arch;
+    double n_elements = 0;  // of every tensor: the f32 model holds 4 bytes each
+};
+
+GgufSummary gguf_summary(const std::string & path) {
+    ggml_context * raw = nullptr;
+    gguf_init_params ip{true, &raw};
     std::unique_ptr<gguf_context, decltype(&gguf_free)> g(gguf_init_from_file(path.c_str(), ip), gguf_free);
+    std::unique_ptr<ggml_context, decltype(&ggml_free)> ctx(raw, ggml_free);
     if (!g) throw Error(fmt::format("finetune: {} is not a readable GGUF file", path));
+    GgufSummary s;
     const int64_t id = gguf_find_key(g.get(), "general.architecture");
-    return id < 0 ? "" : gguf_get_val_str(g.get(), id);
+    s.arch = id < 0 ? "" : gguf_get_val_str(g.get(), id);
+    for (ggml_tensor * t = ggml_get_first_tensor(ctx.get()); t; t = ggml_get_next_tensor(ctx.get(), t))
+        s.n_elements += (double)ggml_nelements(t);
+    return s;
+}
+
+// rs::Error when `need` bytes exceed 80% of the memory available now.
+void check_memory(double need, const std::string & what, const std::string & fix) {
+    const double have = available_memory_bytes();
+    if (need > 0.8 * have)
+        throw Error(fmt::format("finetune: {} needs about {:.1f} GiB, more than the {:.1f} GiB available; {}",
+                                what, need / 0x1p30, have / 0x1p30, fix));
 }
 
 // The chosen set of experts.json (routescope experts' schema: "sets": {name: {"<block>": [ids]}}), checked
@@ -156,15 +176,19 @@ FinetuneReport run_finetune(const FinetuneJob & job) {
     const auto t0 = std::chrono::steady_clock::now();
     validate(job);
     if (job.n_threads > 0) torch::set_num_threads(job.n_threads);
-    if (const auto arch = gguf_architecture(job.model); arch != "qwen3moe")
+    const GgufSummary summary = gguf_summary(job.model);
+    if (summary.arch != "qwen3moe")
         throw Error(
             fmt::format("finetune: {} is a '{}' model; the libtorch block implements qwen3moe only "
                         "(olmoe, qwen2moe and the others are not supported)",
-                        job.model, arch));
-    const std::string base_sha = model_sha256(job.model);
-
-    // ---- model: every GGUF tensor frozen (f32; quantised ones dequantised)
+                        job.model, summary.arch));
+    // ---- model: every GGUF tensor frozen (f32; quantised ones dequantised); the file's bytes are read
+    // again when the result is written
     const auto file_bytes = (double)fs::file_size(job.model);
+    check_memory(file_bytes + 4.0 * summary.n_elements,
+                 fmt::format("holding {} in f32 ({:.1f}M parameters)", job.model, summary.n_elements / 1e6),
+                 "finetune on a machine with more memory (the trainer holds the whole model)");
+    const std::string base_sha = model_sha256(job.model);
     Qwen3Moe model = Qwen3Moe::load_gguf(job.model);
     const MoeModelConfig & c = model.cfg;
 
@@ -226,17 +250,10 @@ FinetuneReport run_finetune(const FinetuneJob & job) {
         (int64_t)std::ceil(job.warmup_ratio * (double)total);  // transformers get_warmup_steps
 
     // ---- memory: the file's bytes, the f32 model, AdamW on the slices, activations of one micro-batch
-    {
-        const double need = file_bytes + 4.0 * (double)model.n_params() + 16.0 * (double)n_trainable +
-                            activation_bytes(c, job.batch, (int)longest);
-        const double have = available_memory_bytes();
-        if (need > 0.8 * have)
-            throw Error(fmt::format(
-                "finetune: this run needs about {:.1f} GiB ({:.1f}M parameters in f32, "
-                "micro-batch {} × {} tokens), more than the {:.1f} GiB available; lower "
-                "--batch or --max-length",
-                need / 0x1p30, (double)model.n_params() / 1e6, job.batch, longest, have / 0x1p30));
-    }
+    check_memory(file_bytes + 4.0 * (double)model.n_params() + 16.0 * (double)n_trainable +
+                     activation_bytes(c, job.batch, (int)longest),
+                 fmt::format("training (micro-batch {} × {} tokens)", job.batch, longest),
+                 "lower --batch or --max-length");
 
     torch::optim::AdamW opt(
         trainable,

@@ -105,8 +105,8 @@ TEST(Report, DemoReportRendersInHeadlessChromium) {
 
     const auto r = render(html, dir);
     expect_all_drawn(r);
-    // no steering and no chen/rise experts in the demo: those four figures are marked absent, the seven
-    // analysis figures drawn
+    // no steering, no chen/rise experts and no finetune in the demo: those five figures are marked absent,
+    // the seven analysis figures drawn
     const std::vector<std::string> want = {"Routing divergence from eng_Latn per layer",
                                            "Routing entropy per layer",
                                            "Token routing consistency per layer",
@@ -115,7 +115,7 @@ TEST(Report, DemoReportRendersInHeadlessChromium) {
                                            "Language × language routing divergence and clustering",
                                            "Routing isolation per layer"};
     EXPECT_EQ(r.titles, want);
-    EXPECT_EQ(r.n_absent, 4);
+    EXPECT_EQ(r.n_absent, 5);
 
     // a screenshot of the whole page, kept beside the test's outputs
     const fs::path shot = fs::path(RS_BINARY_DIR) / "tests" / "report-demo.png";
@@ -158,7 +158,7 @@ TEST(Report, StaticExportWritesSvgAndPng) {
     const auto r = run_cli("report " + dir.string() + " --out " + (dir / "r.html").string() + " --figures " +
                            (dir / "figs").string());
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_NE(r.out.find("report: 9 figures, 2 absent"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("report: 9 figures, 3 absent"), std::string::npos) << r.out;
     for (const char * id : {"divergence", "entropy", "consistency", "expert_delta", "experts_per_layer",
                             "pairwise", "isolation", "chen_sets", "rise_subnetwork"}) {
         const auto svg = slurp(dir / "figs" / (std::string(id) + ".svg"));
@@ -186,7 +186,7 @@ TEST(Report, MissingInputsAreMarkedAbsent) {
     }
     const auto r = run_cli("report " + dir.string() + " --out " + (dir / "r.html").string());
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_NE(r.out.find("report: 2 figures, 9 absent"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("report: 2 figures, 10 absent"), std::string::npos) << r.out;
     const std::string html = slurp(dir / "r.html");
     EXPECT_NE(
         html.find(
@@ -197,7 +197,7 @@ TEST(Report, MissingInputsAreMarkedAbsent) {
     expect_all_drawn(page);
     EXPECT_EQ(page.titles, (std::vector<std::string>{"Base vs steered accuracy per language",
                                                      "Effect of steering per language"}));
-    EXPECT_EQ(page.n_absent, 9);
+    EXPECT_EQ(page.n_absent, 10);
 }
 
 // The scale of a real study: 24 languages × 48 layers stays small and renders (one layer per heatmap view,

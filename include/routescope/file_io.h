@@ -20,6 +20,10 @@ class Sha256 {
     Sha256 & operator=(const Sha256 &) = delete;
     void update(const void * data, size_t n);
     std::string hex();  // lowercase hex of everything updated so far; ends the hash
+    // The same of everything updated so far, and the hash goes on (a shard's index-part digest is taken
+    // on the way to the whole file's)
+    std::string hex_so_far() const;
+
   private:
     struct Impl;
     std::unique_ptr<Impl> impl_;

@@ -67,6 +67,11 @@ struct TraceManifest {
     bool has_logits = false;
     std::map<int64_t, std::string>
         shard_sha256;  // SHA-256 of each shard file written; resume and reading verify it
+    // SHA-256 of each shard's index part: its bytes up to the end of the last tensor that needs no
+    // probabilities (length, header, seq_*, tokens, topk, and topk_probs in a topk store), which the writer
+    // puts before probs and logits. Readers that need no probs (experts) read and verify that part alone.
+    // Absent for shards written before it existed: those are read and verified whole.
+    std::map<int64_t, std::string> shard_index_sha256;
     nlohmann::json options = nlohmann::json::object();  // batch size, max tokens, threads, steering spec …
 };
 
@@ -115,10 +120,17 @@ std::string shard_file_name(int64_t shard);  // "shard-00042.safetensors"
 // Writes manifest.json atomically (temp file + rename).
 void write_manifest(const std::string & dir, const TraceManifest & m);
 
-// Writes one shard atomically and returns its SHA-256 (for m.shard_sha256). probs/logits are given in
-// f32; probs are stored as m.probs_dtype.
-std::string write_shard(const std::string & dir, int64_t shard, const TraceManifest & m,
-                        const TraceShard & s);
+// What write_shard wrote: the SHA-256 of the whole shard file and of its index part (TraceManifest).
+struct ShardDigests {
+    std::string file;
+    std::string index;
+};
+// Writes one shard atomically and returns its digests. probs/logits are given in f32; probs are stored
+// as m.probs_dtype.
+ShardDigests write_shard(const std::string & dir, int64_t shard, const TraceManifest & m,
+                         const TraceShard & s);
+// Records a written shard's digests in the manifest.
+void set_shard_digests(TraceManifest & m, int64_t shard, const ShardDigests & d);
 
 // Prepares `dir` for a run. If it holds no trace, creates it. If it holds a trace of the same model
 // and corpus (content hash included) and options and `resume` is set, returns the shard indices already
@@ -141,8 +153,10 @@ TraceShard parse_shard(const std::string & path, std::vector<uint8_t> bytes, con
 
 // A shard's stored bytes with typed views of its tensors, no conversion (analyze's and experts' fast path,
 // src/trace/trace_raw.cpp). The whole file is read (one sequential pass, hashed as it is read when the
-// manifest holds the shard's SHA-256, as read_shard verifies it); without probs the probabilities are
-// neither checked nor handed out, so `experts` does not pay their range check. Views point into `bytes`.
+// manifest holds the shard's SHA-256, as read_shard verifies it). Without probs, a shard whose index-part
+// digest the manifest holds is read only up to the end of that part and verified against it (`experts`
+// reads the ids, a few percent of a full store's bytes); the probabilities are then neither read, checked
+// nor handed out. Views point into `bytes`.
 struct RawShard {
     int n_moe = 0, n_expert = 0, top_k = 0;
     int64_t n_tok = 0;

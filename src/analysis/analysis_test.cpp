@@ -4,8 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
@@ -708,14 +710,14 @@ TEST(Analysis, CorruptShardByteIsRefusedByTheFastReader) {
     const fs::path shard = t / rs::shard_file_name(1);
     {
         std::fstream f(shard, std::ios::in | std::ios::out | std::ios::binary);
-        f.seekg(-40, std::ios::end);  // inside topk, the last tensor: ids stay in range after the flip
+        f.seekg(-40, std::ios::end);  // inside probs, the last tensor: the check that fails is the checksum
         char c = 0;
         f.read(&c, 1);
         c ^= 1;
         f.seekp(-40, std::ios::end);
         f.write(&c, 1);
     }
-    for (const bool experts : {false, true}) {
+    for (const bool experts : {false, true}) {  // no index-part digests here: experts reads the whole file
         try {
             if (experts)
                 rs::run_experts(eo);
@@ -727,6 +729,81 @@ TEST(Analysis, CorruptShardByteIsRefusedByTheFastReader) {
             EXPECT_EQ(what.rfind(shard.string() + ": checksum does not match manifest.json", 0), 0u) << what;
         }
     }
+}
+
+// Issue 14: `experts` reads and verifies only a shard's index part (length, header, seq_*, tokens, topk),
+// which the writer puts before probs, so its bytes no longer scale with E. The digests are recomputed here
+// from the files (the prefix up to the end of topk, found in the header) and must equal what write_shard
+// returns; a flipped byte in probs is then refused by analyze but not seen by experts (same output), one in
+// topk is refused by both.
+TEST(Analysis, ExpertsVerifiesOnlyTheIndexPartItReads) {
+    const auto dir = tmp("index_part");
+    const auto t = dir / "t";
+    write_synth_trace(t, parallel_seqs({"eng_Latn", "deu_Latn"}, 6), "abc", 3, 8, 2, 5, 0.0, "f16");
+    auto m = rs::read_manifest(t.string());
+    std::map<int64_t, std::pair<uint64_t, uint64_t>> topk_at, probs_at;  // file offsets [begin, end)
+    for (const int64_t k : rs::list_shards(t.string())) {
+        const std::string bytes = slurp(t / rs::shard_file_name(k));
+        uint64_t n = 0;
+        std::memcpy(&n, bytes.data(), 8);
+        const auto h = nlohmann::json::parse(bytes.substr(8, n));
+        const auto span = [&](const char * name) {
+            const auto off = h.at(name).at("data_offsets").get<std::vector<uint64_t>>();
+            return std::pair{8 + n + off[0], 8 + n + off[1]};
+        };
+        topk_at[k] = span("topk"), probs_at[k] = span("probs");
+        ASSERT_LE(topk_at[k].second, probs_at[k].first) << "the index part comes first";
+        m.shard_sha256[k] = rs::sha256_hex(bytes.data(), bytes.size());
+        m.shard_index_sha256[k] = rs::sha256_hex(bytes.data(), topk_at[k].second);
+    }
+    rs::write_manifest(t.string(), m);
+    {  // the writer's own digests are these
+        fs::create_directories(dir / "w");
+        const auto d = rs::write_shard((dir / "w").string(), 0, m, rs::read_shard(t.string(), m, 0));
+        EXPECT_EQ(d.file, m.shard_sha256[0]);
+        EXPECT_EQ(d.index, m.shard_index_sha256[0]);
+        EXPECT_NE(d.index, d.file);
+    }
+    rs::AnalyzeOptions opt;
+    opt.traces = {t.string()};
+    opt.bootstrap_resamples = 10;
+    opt.out_dir = (dir / "out").string();
+    rs::ExpertsOptions eo;
+    eo.traces = {t.string()};
+    eo.target = "lang=deu_Latn";
+    eo.baseline = "lang=eng_Latn";
+    eo.out = (dir / "e.json").string();
+    ASSERT_NO_THROW(rs::run_analyze(opt));
+    ASSERT_NO_THROW(rs::run_experts(eo));
+    const std::string before = slurp(dir / "e.json");
+
+    const fs::path shard = t / rs::shard_file_name(1);
+    const auto flip = [&](uint64_t at) {
+        std::fstream f(shard, std::ios::in | std::ios::out | std::ios::binary);
+        f.seekg((std::streamoff)at);
+        char c = 0;
+        f.read(&c, 1);
+        c ^= 1;
+        f.seekp((std::streamoff)at);
+        f.write(&c, 1);
+    };
+    const auto refusal = [&](const std::function<void()> & run) {
+        try {
+            run();
+        } catch (const rs::Error & e) {
+            return std::string(e.what());
+        }
+        return std::string();
+    };
+    const std::string mismatch = shard.string() + ": checksum does not match manifest.json";
+    flip(probs_at[1].first + 6);  // a low byte: still a probability, only the checksum can tell
+    EXPECT_EQ(refusal([&] { rs::run_analyze(opt); }).rfind(mismatch, 0), 0u);
+    fs::remove(dir / "e.json");
+    EXPECT_EQ(refusal([&] { rs::run_experts(eo); }), "");
+    EXPECT_EQ(slurp(dir / "e.json"), before);
+
+    flip(topk_at[1].first + 2);  // an id's low bit: still in range
+    EXPECT_EQ(refusal([&] { rs::run_experts(eo); }).rfind(mismatch, 0), 0u);
 }
 
 }  // namespace

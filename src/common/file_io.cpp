@@ -45,6 +45,12 @@ std::string Sha256::hex() {
     return out;
 }
 
+std::string Sha256::hex_so_far() const {
+    Sha256 copy;
+    RS_ASSERT(EVP_MD_CTX_copy_ex(copy.impl_->ctx, impl_->ctx) == 1);
+    return copy.hex();
+}
+
 std::string sha256_hex(const void * data, size_t n) {
     Sha256 h;
     h.update(data, n);

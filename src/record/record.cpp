@@ -217,7 +217,7 @@ TraceSummary run_trace(const TraceJob & job) {
                     fmt::format("{}: the router probabilities of shard {} are not finite (a steering "
                                 "rule drives the logits out of range; lower its lambda or margin)",
                                 job.out, shard));
-        m.shard_sha256[shard] = write_shard(job.out, shard, m, s);
+        set_shard_digests(m, shard, write_shard(job.out, shard, m, s));
         write_manifest(job.out, m);  // the checksum lets --resume trust this shard
         ++sum.shards_written;
         sum.n_tokens += s.n_tok();

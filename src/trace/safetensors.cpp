@@ -25,8 +25,9 @@ size_t st_dtype_size(const std::string & dtype) {
     throw Error(fmt::format("safetensors: unsupported dtype '{}'", dtype));
 }
 
-std::string st_write(const std::string & path, std::span<const StTensorView> tensors,
-                     const std::map<std::string, std::string> & metadata) {
+StDigests st_write(const std::string & path, std::span<const StTensorView> tensors,
+                   const std::map<std::string, std::string> & metadata, size_t n_prefix) {
+    RS_ASSERT(n_prefix <= tensors.size());
     nlohmann::ordered_json header;
     if (!metadata.empty()) header["__metadata__"] = metadata;
     size_t offset = 0;
@@ -44,6 +45,7 @@ std::string st_write(const std::string & path, std::span<const StTensorView> ten
 
     const std::string tmp = fmt::format("{}.tmp-{}", path, getpid());
     Sha256 sha;  // of the bytes as written: the manifest's shard checksum
+    StDigests digests;
     std::error_code ec;
     {
         std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
@@ -55,7 +57,10 @@ std::string st_write(const std::string & path, std::span<const StTensorView> ten
         };
         put(&n_header, 8);
         put(h.data(), h.size());
-        for (const auto & t : tensors) put(t.data, t.nbytes);
+        for (size_t i = 0; i < tensors.size(); ++i) {
+            if (i == n_prefix && n_prefix > 0) digests.prefix = sha.hex_so_far();
+            put(tensors[i].data, tensors[i].nbytes);
+        }
         f.flush();
         if (!f) {
             f.close();
@@ -69,7 +74,9 @@ std::string st_write(const std::string & path, std::span<const StTensorView> ten
         std::filesystem::remove(tmp, ec2);
         throw Error(fmt::format("{}: cannot rename {} over it: {}", path, tmp, ec.message()));
     }
-    return sha.hex();
+    digests.file = sha.hex();
+    if (n_prefix > 0 && n_prefix == tensors.size()) digests.prefix = digests.file;
+    return digests;
 }
 
 nlohmann::json st_parse_header(const std::string & path, const uint8_t * p, size_t size,

@@ -26,10 +26,17 @@ struct StTensorView {
 
 size_t st_dtype_size(const std::string & dtype);  // throws rs::Error for an unknown dtype
 
-// Writes the tensors in the given order to `path` via a temporary file + rename (atomic on POSIX);
-// returns the SHA-256 (hex) of the file written.
-std::string st_write(const std::string & path, std::span<const StTensorView> tensors,
-                     const std::map<std::string, std::string> & metadata);
+// The SHA-256 (hex) of a file st_write wrote, and of its first bytes up to the end of its first n_prefix
+// tensors (the length prefix, the header and those tensors' data; empty when n_prefix is 0): a reader of
+// those tensors alone verifies them without reading the rest.
+struct StDigests {
+    std::string file;
+    std::string prefix;
+};
+
+// Writes the tensors in the given order to `path` via a temporary file + rename (atomic on POSIX).
+StDigests st_write(const std::string & path, std::span<const StTensorView> tensors,
+                   const std::map<std::string, std::string> & metadata, size_t n_prefix = 0);
 
 // A whole file read into memory; views point into `bytes`.
 struct StFile {

@@ -50,6 +50,7 @@ static std::string whole_run_identity(TraceManifest m) {
     m.options.erase("threads");  // threads do not change what is recorded (prepare_trace_dir)
     m.options.erase("rpc");
     m.shard_sha256.clear();
+    m.shard_index_sha256.clear();
     m.tool_version.clear();
     m.model_path.clear();
     return manifest_to_json(m).dump();
@@ -100,6 +101,7 @@ TraceManifest merge_traces(const std::vector<std::string> & dirs, const std::str
     TraceManifest merged = ms[0];
     merged.options.erase("part");
     merged.shard_sha256.clear();
+    merged.shard_index_sha256.clear();
     std::vector<std::pair<std::string, int64_t>> sources(n_shards);  // shard → part directory
     for (size_t i = 0; i < ms.size(); ++i) {
         const auto [lo, hi] = trace_part_shards(n_shards, manifest_part(ms[i]));
@@ -112,6 +114,8 @@ TraceManifest merge_traces(const std::vector<std::string> & dirs, const std::str
                                 "`routescope trace --part … --resume`)",
                                 dirs[i], k));
             merged.shard_sha256[k] = it->second;
+            if (const auto ix = ms[i].shard_index_sha256.find(k); ix != ms[i].shard_index_sha256.end())
+                merged.shard_index_sha256[k] = ix->second;
             sources[(size_t)k] = {dirs[i], k};
         }
     }

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <optional>
+#include <span>
 
 #include <fmt/format.h>
 
@@ -68,6 +69,34 @@ bool f16_probs_ok(const uint16_t * p, int64_t n) {
     return f16_probs_ok_scalar(p, n);
 }
 
+// A tensor the reader uses: its name and dtype, then where it lies in the buffer.
+struct Want {
+    const char * name;
+    const char * dtype;
+    uint64_t size = 0;
+    const uint8_t * at = nullptr;
+    std::vector<int64_t> shape;
+};
+
+// Where the tensors `want` end in the file, from its header (read here unverified: it only says how many
+// bytes to read; the digest of those bytes, header included, then tells whether it was the header written).
+// The whole file when the header cannot say, so that the digest check refuses it.
+uint64_t end_of_tensors(int fd, uint64_t n_header, uint64_t file_size, std::span<const Want> want) {
+    std::string h(n_header, '\0');
+    if (n_header > (100u << 20) || ::pread(fd, h.data(), n_header, 8) != (ssize_t)n_header) return file_size;
+    const auto header = nlohmann::json::parse(h, nullptr, /*allow_exceptions=*/false);
+    if (!header.is_object()) return file_size;
+    uint64_t end = 0;
+    for (const auto & w : want) {
+        const auto t = header.find(w.name);
+        if (t == header.end() || !t->is_object() || !t->contains("data_offsets")) return file_size;
+        const auto & off = (*t)["data_offsets"];
+        if (!off.is_array() || off.size() != 2 || !off[1].is_number_unsigned()) return file_size;
+        end = std::max(end, off[1].get<uint64_t>());
+    }
+    return end <= file_size - 8 - n_header ? 8 + n_header + end : file_size;
+}
+
 bool f32_probs_ok(const float * p, int64_t n) {
     int64_t n_bad = 0;  // the negated test also catches NaN
     for (int64_t i = 0; i < n; ++i) n_bad += !(p[i] >= 0.0f && p[i] <= 1.0f + 1e-3f);
@@ -96,6 +125,22 @@ RawShard read_shard_raw(const std::string & dir, const TraceManifest & m, int64_
     uint64_t n_header = 0;
     if (file_size < 8 || ::pread(fd, &n_header, 8, 0) != 8 || n_header > file_size - 8)
         throw Error(fmt::format("{}: not a safetensors file", path));
+    const char * pd = m.probs_dtype == "f16" ? "F16" : "F32";
+    std::vector<Want> want = {{"seq_index", "I64"},  {"seq_group", "I64"},  {"seq_lang", "I32"},
+                              {"seq_domain", "I32"}, {"seq_offset", "I64"}, {"topk", "I16"}};
+    const bool topk_store = m.store == "topk";
+    if (with_probs) want.push_back({"probs", pd});
+    if (topk_store) want.push_back({"topk_probs", pd});  // small ([T, L, K]): always checked
+    // What is read and which digest verifies it: without probs, the index part alone where the manifest
+    // holds its digest (trace.h: the writer puts it first), else the whole file and its digest, if any.
+    const auto index_digest = with_probs ? m.shard_index_sha256.end() : m.shard_index_sha256.find(shard);
+    const auto file_digest = m.shard_sha256.find(shard);
+    const std::string * digest = index_digest != m.shard_index_sha256.end() ? &index_digest->second
+                                 : file_digest != m.shard_sha256.end()      ? &file_digest->second
+                                                                            : nullptr;
+    const uint64_t n_read = index_digest != m.shard_index_sha256.end()
+                                ? end_of_tensors(fd, n_header, file_size, want)
+                                : file_size;
     // The file goes to buffer offset `pad`, so that the data section (and with it every tensor routescope
     // writes: their sizes keep each one aligned to its element) starts 8-byte aligned; a tensor a foreign
     // writer left misaligned is copied behind the file (`extra`).
@@ -104,39 +149,26 @@ RawShard read_shard_raw(const std::string & dir, const TraceManifest & m, int64_
     RawShard s;
     s.n_moe = (int)m.moe_layers.size(), s.n_expert = m.n_expert, s.top_k = m.top_k;
     if (reuse) s.bytes = std::move(reuse->bytes), *reuse = RawShard{};
-    const uint64_t file_words = (pad + file_size + 7) / 8;
+    const uint64_t file_words = (pad + n_read + 7) / 8;
     if (s.bytes.size() < file_words) s.bytes.resize(file_words);  // never shrinks: stays faulted in
     auto * base = reinterpret_cast<uint8_t *>(s.bytes.data()) + pad;
     {
-        const auto it = m.shard_sha256.find(shard);
         std::optional<Sha256> sha;
-        if (it != m.shard_sha256.end()) sha.emplace();
+        if (digest) sha.emplace();
         constexpr uint64_t kChunk = 1u << 20;
-        for (uint64_t done = 0; done < file_size;) {
-            const ssize_t r = ::pread(fd, base + done, std::min(kChunk, file_size - done), (off_t)done);
+        for (uint64_t done = 0; done < n_read;) {
+            const ssize_t r = ::pread(fd, base + done, std::min(kChunk, n_read - done), (off_t)done);
             if (r <= 0) throw Error(fmt::format("{}: read error", path));
             if (sha) sha->update(base + done, (size_t)r);
             done += (uint64_t)r;
         }
-        if (sha && sha->hex() != it->second) throw shard_checksum_mismatch(path);
+        if (sha && sha->hex() != *digest) throw shard_checksum_mismatch(path);
     }
+    // From here on only the n_read bytes read exist: every view is checked to lie inside them.
     size_t data_start = 0;
-    const nlohmann::json header = st_parse_header(path, base, file_size, data_start);
+    const nlohmann::json header = st_parse_header(path, base, n_read, data_start);
 
-    struct Want {
-        const char * name;
-        const char * dtype;
-        uint64_t size = 0;
-        const uint8_t * at = nullptr;
-        std::vector<int64_t> shape;
-    };
-    const char * pd = m.probs_dtype == "f16" ? "F16" : "F32";
-    std::vector<Want> want = {{"seq_index", "I64"},  {"seq_group", "I64"},  {"seq_lang", "I32"},
-                              {"seq_domain", "I32"}, {"seq_offset", "I64"}, {"topk", "I16"}};
-    const bool topk_store = m.store == "topk";
-    if (with_probs) want.push_back({"probs", pd});
-    if (topk_store) want.push_back({"topk_probs", pd});  // small ([T, L, K]): always checked
-    uint64_t extra = 0;                                  // bytes of misaligned tensors copied behind the file
+    uint64_t extra = 0;  // bytes of misaligned tensors copied behind the file
     for (auto & w : want) {
         if (!header.is_object() || !header.contains(w.name))
             throw Error(fmt::format("{}: tensor {} is missing (re-record the trace)", path, w.name));
@@ -155,11 +187,11 @@ RawShard read_shard_raw(const std::string & dir, const TraceManifest & m, int64_
         }
         for (const int64_t d : w.shape) {
             if (d < 0) throw Error(fmt::format("{}: tensor {} has a negative shape", path, w.name));
-            if (d != 0 && n > file_size / (uint64_t)d)
+            if (d != 0 && n > n_read / (uint64_t)d)
                 throw Error(fmt::format("{}: tensor {} is larger than the file", path, w.name));
             n *= (uint64_t)d;
         }
-        if (off.size() != 2 || off[0] > off[1] || off[1] - off[0] != n || off[1] > file_size - data_start)
+        if (off.size() != 2 || off[0] > off[1] || off[1] - off[0] != n || off[1] > n_read - data_start)
             throw Error(
                 fmt::format("{}: tensor {} has bad data offsets (the file is damaged)", path, w.name));
         w.size = n;

@@ -45,10 +45,12 @@ nlohmann::json manifest_to_json(const TraceManifest & m) {
         {"options", m.options},
     };
     if (!m.corpus_sha256.empty()) j["corpus"]["sha256"] = m.corpus_sha256;
-    if (!m.shard_sha256.empty()) {
+    for (const auto & [key, digests] : {std::pair{"shard_sha256", &m.shard_sha256},
+                                        std::pair{"shard_index_sha256", &m.shard_index_sha256}}) {
+        if (digests->empty()) continue;
         nlohmann::json sh = nlohmann::json::object();
-        for (const auto & [k, h] : m.shard_sha256) sh[std::to_string(k)] = h;
-        j["store"]["shard_sha256"] = sh;
+        for (const auto & [k, h] : *digests) sh[std::to_string(k)] = h;
+        j["store"][key] = sh;
     }
     if (m.store != "full") j["store"]["content"] = m.store;  // absent: full (traces before --store)
     return j;
@@ -165,9 +167,12 @@ TraceManifest manifest_from_json(const nlohmann::json & j) {
     if (m.store.empty()) m.store = "full";
     if (m.store != "full" && m.store != "topk")
         throw Error(fmt::format("\"store.content\" is '{}', not full or topk", m.store));
-    if (st.contains("shard_sha256")) {
-        const auto & sh = st["shard_sha256"];
-        if (!sh.is_object()) throw Error("\"store.shard_sha256\" must be an object {shard: digest}");
+    for (const auto & [key, digests] : {std::pair{"shard_sha256", &m.shard_sha256},
+                                        std::pair{"shard_index_sha256", &m.shard_index_sha256}}) {
+        if (!st.contains(key)) continue;
+        const auto & sh = st[key];
+        if (!sh.is_object())
+            throw Error(fmt::format("\"store.{}\" must be an object {{shard: digest}}", key));
         const int64_t n_shards = trace_n_shards(m);
         for (auto it = sh.begin(); it != sh.end(); ++it) {
             size_t used = 0;
@@ -180,10 +185,10 @@ TraceManifest manifest_from_json(const nlohmann::json & j) {
             if (used == 0 || used != it.key().size() || k < 0 || k >= n_shards || !it->is_string() ||
                 !is_hex64(it->get<std::string>()))
                 throw Error(
-                    fmt::format("\"store.shard_sha256\" entry '{}' is not a shard index in [0, {}) "
+                    fmt::format("\"store.{}\" entry '{}' is not a shard index in [0, {}) "
                                 "with a SHA-256 hex digest",
-                                it.key(), n_shards));
-            m.shard_sha256[k] = it->get<std::string>();
+                                key, it.key(), n_shards));
+            (*digests)[k] = it->get<std::string>();
         }
     }
     m.options = j.value("options", nlohmann::json::object());
@@ -199,8 +204,8 @@ void write_manifest(const std::string & dir, const TraceManifest & m) {
     write_file_atomic((fs::path(dir) / "manifest.json").string(), manifest_to_json(m).dump(2) + "\n");
 }
 
-std::string write_shard(const std::string & dir, int64_t shard, const TraceManifest & m,
-                        const TraceShard & s) {
+ShardDigests write_shard(const std::string & dir, int64_t shard, const TraceManifest & m,
+                         const TraceShard & s) {
     const auto S = (int64_t)s.seqs.size(), T = s.n_tok();
     const int64_t L = s.n_moe, E = s.n_expert, K = s.top_k;
     const bool topk_store = m.store == "topk";
@@ -239,6 +244,8 @@ std::string write_shard(const std::string & dir, int64_t shard, const TraceManif
         std::transform(pv.begin(), pv.end(), probs16.begin(), f32_to_f16);
         probs = {pname, "F16", {T, L, pw}, probs16.data(), probs16.size() * 2};
     }
+    // The index part first (everything `experts` reads: sequences, tokens, ids, and a topk store's
+    // probabilities), then the full distributions: its digest covers a prefix of the file.
     std::vector<StTensorView> t = {
         {"seq_index", "I64", {S}, index.data(), index.size() * 8},
         {"seq_group", "I64", {S}, group.data(), group.size() * 8},
@@ -246,17 +253,24 @@ std::string write_shard(const std::string & dir, int64_t shard, const TraceManif
         {"seq_domain", "I32", {S}, domain.data(), domain.size() * 4},
         {"seq_offset", "I64", {S + 1}, offset.data(), offset.size() * 8},
         {"tokens", "I32", {T}, s.tokens.data(), s.tokens.size() * 4},
-        probs,
         {"topk", "I16", {T, L, K}, s.topk.data(), s.topk.size() * 2},
+        probs,
     };
+    const size_t n_index = topk_store ? t.size() : t.size() - 1;
     if (m.has_logits) {
         RS_ASSERT((int64_t)s.logits.size() == T * L * E);
         t.push_back({"logits", "F32", {T, L, E}, s.logits.data(), s.logits.size() * 4});
     }
-    return st_write((fs::path(dir) / shard_file_name(shard)).string(), t,
-                    {{"format", "routescope-trace"},
-                     {"version", std::to_string(kTraceVersion)},
-                     {"seq_ids", ids.dump()}});
+    const StDigests d = st_write(
+        (fs::path(dir) / shard_file_name(shard)).string(), t,
+        {{"format", "routescope-trace"}, {"version", std::to_string(kTraceVersion)}, {"seq_ids", ids.dump()}},
+        n_index);
+    return {d.file, d.prefix};
+}
+
+void set_shard_digests(TraceManifest & m, int64_t shard, const ShardDigests & d) {
+    m.shard_sha256[shard] = d.file;
+    m.shard_index_sha256[shard] = d.index;
 }
 
 std::vector<int64_t> list_shards(const std::string & dir) {
@@ -278,6 +292,7 @@ static std::string run_identity(const TraceManifest & m, bool with_corpus_hash) 
     j.erase("tool_version");
     j["model"].erase("path");
     j["store"].erase("shard_sha256");
+    j["store"].erase("shard_index_sha256");
     if (!with_corpus_hash) j["corpus"].erase("sha256");
     if (j["options"].is_object()) {  // neither changes what is recorded on the CPU
         j["options"].erase("threads");
@@ -302,6 +317,7 @@ std::vector<int64_t> prepare_trace_dir(const std::string & dir, TraceManifest & 
         fs::create_directories(dir);
         remove_stale_temporaries(dir);
         m.shard_sha256.clear();
+        m.shard_index_sha256.clear();
         write_manifest(dir, m);
         return {};
     }
@@ -322,8 +338,10 @@ std::vector<int64_t> prepare_trace_dir(const std::string & dir, TraceManifest & 
     remove_stale_temporaries(dir);
     // A shard counts as done only when its bytes match the checksum recorded when it was written. A shard
     // without one (the run was killed between the shard's rename and the manifest update, or an older
-    // trace) counts when it reads back as a valid shard; anything else is recorded again.
+    // trace) counts when it reads back as a valid shard; anything else is recorded again. The index-part
+    // digest is kept where the whole file's matched (the same bytes); a shard without one is read whole.
     m.shard_sha256.clear();
+    m.shard_index_sha256.clear();
     std::vector<int64_t> done;
     for (const int64_t k : list_shards(dir)) {
         if (k >= trace_n_shards(m)) continue;
@@ -337,6 +355,9 @@ std::vector<int64_t> prepare_trace_dir(const std::string & dir, TraceManifest & 
         }
         if (h.empty()) continue;  // recorded again (overwritten atomically)
         m.shard_sha256[k] = h;
+        if (const auto it = old.shard_index_sha256.find(k);
+            it != old.shard_index_sha256.end() && old.shard_sha256.count(k))
+            m.shard_index_sha256[k] = it->second;
         done.push_back(k);
     }
     write_manifest(dir, m);

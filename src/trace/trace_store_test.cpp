@@ -292,7 +292,7 @@ TEST(TraceHardening, ResumeVerifiesShardChecksumsAndCorpusHash) {
     auto m = small_manifest();
     m.corpus_sha256 = std::string(64, 'a');
     rs::prepare_trace_dir(dir, m, false);
-    m.shard_sha256[0] = rs::write_shard(dir, 0, m, small_shard());
+    m.shard_sha256[0] = rs::write_shard(dir, 0, m, small_shard()).file;
     rs::write_manifest(dir, m);
     EXPECT_EQ(rs::read_manifest(dir).shard_sha256.at(0), m.shard_sha256.at(0));
     auto again = small_manifest();

@@ -292,12 +292,14 @@ TEST(TraceHardening, ResumeVerifiesShardChecksumsAndCorpusHash) {
     auto m = small_manifest();
     m.corpus_sha256 = std::string(64, 'a');
     rs::prepare_trace_dir(dir, m, false);
-    m.shard_sha256[0] = rs::write_shard(dir, 0, m, small_shard()).file;
+    rs::set_shard_digests(m, 0, rs::write_shard(dir, 0, m, small_shard()));
     rs::write_manifest(dir, m);
     EXPECT_EQ(rs::read_manifest(dir).shard_sha256.at(0), m.shard_sha256.at(0));
+    EXPECT_EQ(rs::read_manifest(dir).shard_index_sha256.at(0), m.shard_index_sha256.at(0));
     auto again = small_manifest();
     again.corpus_sha256 = m.corpus_sha256;
     EXPECT_EQ(rs::prepare_trace_dir(dir, again, true), std::vector<int64_t>{0});
+    EXPECT_EQ(again.shard_index_sha256, m.shard_index_sha256);  // kept with the shard it describes
     // an empty (or truncated) shard does not count as done and reading it names the checksum
     rs::write_manifest(dir, m);
     std::ofstream(dir / rs::shard_file_name(0), std::ios::trunc).close();

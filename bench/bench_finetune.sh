@@ -3,10 +3,11 @@
 # expert) against full training of the same model shape (`routescope train`, every parameter trainable),
 # interleaved repetitions in one run, ratios to full training printed at the end. Issue #13's benchmark.
 #
-#   bench/bench_finetune.sh [REPS] [THREADS]        (defaults 3, 2; about 4 minutes)
+#   bench/bench_finetune.sh [REPS] [THREADS]        (defaults 3, 2; about 2 minutes)
 # The bundled model (8 blocks, 16 experts, top-2, embd 128): finetune trains on 160 FLoRes dev lines of
 # Swahili (10 optimizer steps of 2 × 8 sequences, ~72 tokens each); train runs 10 steps of 16 × 72 tokens
-# (--batch 16 --seq-len 72) on the same lines, so both see about the same tokens per step.
+# (--batch 16 --seq-len 72) on the same lines, so both see about the same tokens per step; the RISE set
+# also runs with micro-batches of 16 × 1, the shape of train's steps (small micro-batches cost throughput).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RS=${ROUTESCOPE:-build/src/cli/routescope}
@@ -43,11 +44,12 @@ full() {
   awk -F, 'END {printf "%.0f\n", $6 / $7}' "$W/full.gguf.log.csv"
 }
 declare -A tps rss
-names=(rise late all full)
+names=(rise rise16 late all full)
 for ((r = 1; r <= REPS; r++)); do
   for n in "${names[@]}"; do
     case $n in
       rise) v=$(ft rise --experts "$W/sel.json" --set rise) ;;
+      rise16) v=$(ft rise16 --experts "$W/sel.json" --set rise --batch 16 --grad-accum 1) ;;
       late) v=$(ft late --experts "$W/sel.json" --set late) ;;
       all) v=$(ft all --subnetwork all) ;;
       full) v=$(full) ;;
@@ -65,6 +67,7 @@ for n in "${names[@]}"; do
   m=$(echo "${rss[$n]}" | median)
   case $n in
     rise) label="finetune: RISE set (16 experts, from block 0)" ;;
+    rise16) label="  the same, micro-batch 16 as train's" ;;
     late) label="finetune: 16 experts in blocks 6-7" ;;
     all) label="finetune: every expert (128)" ;;
     full) label="train: every parameter" ;;

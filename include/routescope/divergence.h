@@ -74,6 +74,11 @@ std::optional<double> hjs_divergence_given_entropies(std::span<const double> a, 
 std::optional<double> hjs_divergence_given_logs(std::span<const double> a, std::span<const double> b,
                                                 std::span<const double> log_a, std::span<const double> log_b,
                                                 double h_a, double h_b, HjsNormaliser mode);
+// What hjs_divergence_given_logs returns for b = a, without its E logarithms: D_JS(a‖a) = 0 exactly
+// (m = ½(a + a) = a in floating point, so every term is 0), hence 0 wherever the normaliser
+// F = log E − H(a) is defined under `mode`, nullopt where it is not (analyze pairs each language with itself
+// on the matrix's diagonal, and the pivot with itself).
+std::optional<double> hjs_divergence_self(size_t n_expert, double h_a, HjsNormaliser mode);
 
 // ---------------------------------------------------------------------------------------------------
 // Divergence from a pivot over parallel pairs (Eq. 2)

@@ -71,6 +71,10 @@ GroupResult compute_group(const Group & g, int n_moe, int n_expert, HjsNormalise
     auto hjs_all = [&](const Member & a, const Member & b) {
         std::vector<std::optional<double>> v((size_t)n_moe);
         if (a.q.empty() || b.q.empty()) return v;
+        if (&a == &b) {  // the diagonal and the pivot with itself: exactly 0 (or undefined), no logarithms
+            for (int l = 0; l < n_moe; ++l) v[(size_t)l] = hjs_divergence_self(e, a.h[(size_t)l], norm);
+            return v;
+        }
         const auto &la = log_of(a), &lb = log_of(b);
         for (int l = 0; l < n_moe; ++l) {
             const size_t o = (size_t)l * e;

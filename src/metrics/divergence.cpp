@@ -194,17 +194,28 @@ std::optional<double> hjs_divergence_given_entropies(std::span<const double> a, 
     return js_t(a, b) / f;
 }
 
+// The normaliser F of Eq. 7 under `mode` (clamped, or nullopt where undefined), and nullopt for E ≤ 1.
+static std::optional<double> hjs_normaliser(size_t n_expert, double h_a, double h_b, HjsNormaliser mode) {
+    if (n_expert <= 1) return std::nullopt;
+    const double log_e = std::log((double)n_expert);
+    const double f = log_e - 0.5 * (h_a + h_b);  // Eq. 7
+    if (mode == HjsNormaliser::clamp) return std::max(f, kHjsClampAbs);
+    if (!(f >= kHjsFloorRel * log_e) || !(f > 0.0)) return std::nullopt;
+    return f;
+}
+
+std::optional<double> hjs_divergence_self(size_t n_expert, double h_a, HjsNormaliser mode) {
+    if (!hjs_normaliser(n_expert, h_a, h_a, mode)) return std::nullopt;
+    return 0.0;
+}
+
 std::optional<double> hjs_divergence_given_logs(std::span<const double> a, std::span<const double> b,
                                                 std::span<const double> log_a, std::span<const double> log_b,
                                                 double h_a, double h_b, HjsNormaliser mode) {
     RS_ASSERT(a.size() == b.size() && log_a.size() == a.size() && log_b.size() == b.size());
-    if (a.size() <= 1) return std::nullopt;
-    const double log_e = std::log((double)a.size());
-    double f = log_e - 0.5 * (h_a + h_b);  // Eq. 7
-    if (mode == HjsNormaliser::clamp)
-        f = std::max(f, kHjsClampAbs);
-    else if (!(f >= kHjsFloorRel * log_e) || !(f > 0.0))
-        return std::nullopt;
+    const auto nf = hjs_normaliser(a.size(), h_a, h_b, mode);
+    if (!nf) return std::nullopt;
+    const double f = *nf;
     double s = 0.0;
     for (size_t e = 0; e < a.size(); ++e) {
         const double x = a[e], y = b[e];

@@ -166,6 +166,35 @@ TEST(HjsDivergence, ClampedNormaliserAsTheAuthorsCode) {
     EXPECT_EQ(*rs::hjs_divergence_given_entropies(x, x, hx, hx, rs::HjsNormaliser::clamp), 0.0);
 }
 
+// A distribution with itself (analyze's diagonal and the pivot with itself): hjs_divergence_self equals the
+// full computation bit for bit (+0.0, or undefined) under both normaliser rules — random q with zeros, a
+// near-uniform q (undefined unless clamped), uniform, one-hot, E = 1.
+TEST(HjsDivergence, SelfPairEqualsTheFullComputation) {
+    rs::SplitMix64 rng(7);
+    std::vector<std::vector<double>> qs = {
+        {0.25 + 1e-9, 0.25 - 1e-9, 0.25, 0.25}, std::vector<double>(8, 0.125), {1.0, 0.0, 0.0}, {1.0}};
+    for (int i = 0; i < 50; ++i) qs.push_back(random_dist(rng, 1 + (int)rs::uniform_below(rng, 64)));
+    for (const auto & q : qs) {
+        std::vector<double> lq(q.size());
+        for (size_t e = 0; e < q.size(); ++e) lq[e] = q[e] > 0.0 ? std::log(q[e]) : 0.0;
+        const double h = rs::entropy(std::span<const double>(q));
+        for (const auto mode : {rs::HjsNormaliser::undefined, rs::HjsNormaliser::clamp}) {
+            const auto full = rs::hjs_divergence_given_logs(q, q, lq, lq, h, h, mode);
+            const auto self = rs::hjs_divergence_self(q.size(), h, mode);
+            ASSERT_EQ(full.has_value(), self.has_value()) << q.size();
+            if (full) {
+                EXPECT_EQ(*full, 0.0);
+                EXPECT_FALSE(std::signbit(*full));
+                EXPECT_EQ(*self, 0.0);
+                EXPECT_FALSE(std::signbit(*self));
+            }
+        }
+    }
+    EXPECT_FALSE(rs::hjs_divergence_self(4, std::log(4.0), rs::HjsNormaliser::undefined));  // uniform
+    EXPECT_EQ(rs::hjs_divergence_self(4, std::log(4.0), rs::HjsNormaliser::clamp), 0.0);
+    EXPECT_FALSE(rs::hjs_divergence_self(1, 0.0, rs::HjsNormaliser::clamp));  // E = 1
+}
+
 TEST(PairedDivergence, MeanSkipsUndefinedPairs) {
     // E = 2, three pairs: (one-hot, opposite one-hot) → 1; (identical one-hot) → 0; (uniform, uniform) →
     // undefined

@@ -4,8 +4,9 @@
 // layer, the top-k ids the k largest p; the rows of one shard are reused for every shard (timing only).
 // Measures in one run, each in a forked child (its own ru_maxrss): the floor — reading every shard's bytes
 // and converting its probs f16→f32 (F16C when the CPU has it, else the trace store's conversion) — then
-// analyze and experts on 1 and 2 threads, and prints throughput (tokens·layers/s), peak resident memory and
-// the ratios to the floor measured in the same run. No asserts.
+// analyze and experts on 1 and 2 threads (experts twice: reading each shard's index part, and reading whole
+// shards as it does for traces without index-part digests), and prints throughput (tokens·layers/s), peak
+// resident memory and the ratios to the floor measured in the same run. No asserts.
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>

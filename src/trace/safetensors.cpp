@@ -58,8 +58,8 @@ StDigests st_write(const std::string & path, std::span<const StTensorView> tenso
         put(&n_header, 8);
         put(h.data(), h.size());
         for (size_t i = 0; i < tensors.size(); ++i) {
-            if (i == n_prefix && n_prefix > 0) digests.prefix = sha.hex_so_far();
             put(tensors[i].data, tensors[i].nbytes);
+            if (i + 1 == n_prefix) digests.prefix = sha.hex_so_far();
         }
         f.flush();
         if (!f) {
@@ -75,7 +75,6 @@ StDigests st_write(const std::string & path, std::span<const StTensorView> tenso
         throw Error(fmt::format("{}: cannot rename {} over it: {}", path, tmp, ec.message()));
     }
     digests.file = sha.hex();
-    if (n_prefix > 0 && n_prefix == tensors.size()) digests.prefix = digests.file;
     return digests;
 }
 

@@ -682,6 +682,34 @@ TEST(Analysis, ExpertsDeltaAndSets) {
     EXPECT_THROW(rs::run_experts(opt), rs::Error);
 }
 
+// analyze and experts (deu vs eng) over trace t, writing under dir: the two checksum tests' runs.
+struct ChecksumRuns {
+    rs::AnalyzeOptions analyze;
+    rs::ExpertsOptions experts;
+};
+ChecksumRuns checksum_runs(const fs::path & dir, const fs::path & t) {
+    ChecksumRuns r;
+    r.analyze.traces = {t.string()};
+    r.analyze.bootstrap_resamples = 10;
+    r.analyze.out_dir = (dir / "out").string();
+    r.experts.traces = {t.string()};
+    r.experts.target = "lang=deu_Latn";
+    r.experts.baseline = "lang=eng_Latn";
+    r.experts.out = (dir / "e.json").string();
+    return r;
+}
+
+// Flips the lowest bit of the byte at `at` in file p.
+void flip_bit(const fs::path & p, uint64_t at) {
+    std::fstream f(p, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg((std::streamoff)at);
+    char c = 0;
+    f.read(&c, 1);
+    c ^= 1;
+    f.seekp((std::streamoff)at);
+    f.write(&c, 1);
+}
+
 // Issue 14: the fast reader verifies each shard's SHA-256 as read_shard does. A trace whose manifest records
 // the checksums (as `trace` writes them) is analysed; one flipped byte in a shard's probs — still a valid
 // probability, so only the checksum can tell — makes analyze and experts refuse, naming the file.
@@ -695,29 +723,13 @@ TEST(Analysis, CorruptShardByteIsRefusedByTheFastReader) {
         m.shard_sha256[k] = rs::sha256_hex(bytes.data(), bytes.size());
     }
     rs::write_manifest(t.string(), m);
-    rs::AnalyzeOptions opt;
-    opt.traces = {t.string()};
-    opt.bootstrap_resamples = 10;
-    opt.out_dir = (dir / "out").string();
+    const auto [opt, eo] = checksum_runs(dir, t);
     EXPECT_NO_THROW(rs::run_analyze(opt));
-    rs::ExpertsOptions eo;
-    eo.traces = {t.string()};
-    eo.target = "lang=deu_Latn";
-    eo.baseline = "lang=eng_Latn";
-    eo.out = (dir / "e.json").string();
     EXPECT_NO_THROW(rs::run_experts(eo));
 
     const fs::path shard = t / rs::shard_file_name(1);
-    {
-        std::fstream f(shard, std::ios::in | std::ios::out | std::ios::binary);
-        f.seekg(-40, std::ios::end);  // inside probs, the last tensor: the check that fails is the checksum
-        char c = 0;
-        f.read(&c, 1);
-        c ^= 1;
-        f.seekp(-40, std::ios::end);
-        f.write(&c, 1);
-    }
-    for (const bool experts : {false, true}) {  // no index-part digests here: experts reads the whole file
+    flip_bit(shard, fs::file_size(shard) - 40);  // inside probs, the last tensor: only the checksum can tell
+    for (const bool experts : {false, true}) {   // no index-part digests here: experts reads the whole file
         try {
             if (experts)
                 rs::run_experts(eo);
@@ -764,29 +776,12 @@ TEST(Analysis, ExpertsVerifiesOnlyTheIndexPartItReads) {
         EXPECT_EQ(d.index, m.shard_index_sha256[0]);
         EXPECT_NE(d.index, d.file);
     }
-    rs::AnalyzeOptions opt;
-    opt.traces = {t.string()};
-    opt.bootstrap_resamples = 10;
-    opt.out_dir = (dir / "out").string();
-    rs::ExpertsOptions eo;
-    eo.traces = {t.string()};
-    eo.target = "lang=deu_Latn";
-    eo.baseline = "lang=eng_Latn";
-    eo.out = (dir / "e.json").string();
+    const auto [opt, eo] = checksum_runs(dir, t);
     ASSERT_NO_THROW(rs::run_analyze(opt));
     ASSERT_NO_THROW(rs::run_experts(eo));
     const std::string before = slurp(dir / "e.json");
 
     const fs::path shard = t / rs::shard_file_name(1);
-    const auto flip = [&](uint64_t at) {
-        std::fstream f(shard, std::ios::in | std::ios::out | std::ios::binary);
-        f.seekg((std::streamoff)at);
-        char c = 0;
-        f.read(&c, 1);
-        c ^= 1;
-        f.seekp((std::streamoff)at);
-        f.write(&c, 1);
-    };
     const auto refusal = [&](const std::function<void()> & run) {
         try {
             run();
@@ -796,13 +791,13 @@ TEST(Analysis, ExpertsVerifiesOnlyTheIndexPartItReads) {
         return std::string();
     };
     const std::string mismatch = shard.string() + ": checksum does not match manifest.json";
-    flip(probs_at[1].first + 6);  // a low byte: still a probability, only the checksum can tell
+    flip_bit(shard, probs_at[1].first + 6);  // a low byte: still a probability, only the checksum can tell
     EXPECT_EQ(refusal([&] { rs::run_analyze(opt); }).rfind(mismatch, 0), 0u);
     fs::remove(dir / "e.json");
     EXPECT_EQ(refusal([&] { rs::run_experts(eo); }), "");
     EXPECT_EQ(slurp(dir / "e.json"), before);
 
-    flip(topk_at[1].first + 2);  // an id's low bit: still in range
+    flip_bit(shard, topk_at[1].first + 2);  // an id's low bit: still in range
     EXPECT_EQ(refusal([&] { rs::run_experts(eo); }).rfind(mismatch, 0), 0u);
 }
 

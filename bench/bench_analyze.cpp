@@ -4,8 +4,9 @@
 // layer, the top-k ids the k largest p; the rows of one shard are reused for every shard (timing only).
 // Measures in one run, each in a forked child (its own ru_maxrss): the floor — reading every shard's bytes
 // and converting its probs f16→f32 (F16C when the CPU has it, else the trace store's conversion) — then
-// analyze and experts on 1 and 2 threads (experts twice: reading each shard's index part, and reading whole
-// shards as it does for traces without index-part digests), and prints throughput (tokens·layers/s), peak
+// analyze and experts on 1 and 2 threads, each twice: as `trace` writes traces now (analyze verifies whole
+// shards by XXH3-128, experts reads and verifies each shard's index part) and as for traces that hold only
+// SHA-256 digests (whole shards hashed with SHA-256), and prints throughput (tokens·layers/s), peak
 // resident memory and the ratios to the floor measured in the same run. No asserts.
 #include <fcntl.h>
 #include <sys/resource.h>
@@ -228,29 +229,36 @@ int main(int argc, char ** argv) {
                     "shards + f16->f32)\n",
                     threads, sec, cpu, tl / sec, rss);
         }
-    double an_s[3] = {0, 0, 0}, ex_s[3] = {0, 0, 0};
-    for (const int threads : {1, 2}) {
-        rs::AnalyzeOptions opt;
-        opt.traces = {trace};
-        opt.n_threads = threads;
-        opt.out_dir = root + "/analysis" + std::to_string(threads);
-        const auto [sec, rss, cpu] = measure([&] { rs::run_analyze(opt); });
-        an_s[threads] = sec;
-        std::printf(
-            "analyze  threads=%d: %6.3f s (cpu %6.3f s)  %.3g tokens*layers/s  peak RSS %.0f MiB  %.2fx "
-            "floor\n",
-            threads, sec, cpu, tl / sec, rss, sec / floor_s[threads]);
-    }
-    // experts reads and verifies each shard's index part only; the same trace whose manifest lacks the
-    // index-part digests (traces written before them) is read and hashed whole, as before issue #14's change
-    const std::string whole = root + "/trace-whole";
+    // The same shards under a manifest with SHA-256 digests only, as traces written before the index-part
+    // and XXH3-128 digests: readers verify whole shards by their SHA-256 (before issue #14's changes).
+    const std::string whole = root + "/trace-sha256";
     fs::create_directories(whole);
     for (const int64_t k : rs::list_shards(trace))
         fs::create_symlink(fs::path(trace) / rs::shard_file_name(k),
                            fs::path(whole) / rs::shard_file_name(k));
     rs::TraceManifest mw = rs::read_manifest(trace);
     mw.shard_index_sha256.clear();
+    mw.shard_xxh3_128.clear();
     rs::write_manifest(whole, mw);
+    double an_s[3] = {0, 0, 0}, ex_s[3] = {0, 0, 0};
+    for (const int threads : {1, 2})
+        for (const bool xxh3 : {true, false}) {
+            rs::AnalyzeOptions opt;
+            opt.traces = {xxh3 ? trace : whole};
+            opt.n_threads = threads;
+            opt.out_dir = root + "/analysis" + std::to_string(threads);
+            const auto [sec, rss, cpu] = measure([&] { rs::run_analyze(opt); });
+            if (xxh3) an_s[threads] = sec;
+            std::printf(
+                "analyze  threads=%d: %6.3f s (cpu %6.3f s)  %.3g tokens*layers/s  peak RSS %.0f MiB  %.2fx "
+                "floor  (shards verified by %s)\n",
+                threads, sec, cpu, tl / sec, rss, sec / floor_s[threads], xxh3 ? "XXH3-128" : "SHA-256");
+            if (!xxh3)
+                std::printf("analyze  threads=%d: XXH3-128 verification is %.2fx faster\n", threads,
+                            sec / an_s[threads]);
+        }
+    // experts reads and verifies each shard's index part only (SHA-256 of that part); the SHA-256-only
+    // manifest makes it read and hash whole shards
     for (const int threads : {1, 2})
         for (const bool index_part : {true, false}) {
             rs::ExpertsOptions opt;
@@ -266,7 +274,7 @@ int main(int argc, char ** argv) {
                 "floor  (%s)\n",
                 threads, sec, cpu, tl / sec, rss, sec / floor_s[threads],
                 index_part ? "index part read and verified"
-                           : "whole shards read and verified, as without index digests");
+                           : "whole shards read and verified by SHA-256, as without index digests");
             if (!index_part)
                 std::printf("experts  threads=%d: index part only is %.1fx faster\n", threads,
                             sec / ex_s[threads]);

@@ -7,7 +7,7 @@
 set -euo pipefail
 
 PKGS=(build-essential cmake ninja-build git pkg-config
-      nlohmann-json3-dev libcli11-dev libfmt-dev libssl-dev
+      nlohmann-json3-dev libcli11-dev libfmt-dev libssl-dev libxxhash-dev
       libgtest-dev libgmock-dev libbenchmark-dev
       python3 python3-numpy
       libtorch-dev libopenblas0-openmp

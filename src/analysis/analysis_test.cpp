@@ -710,35 +710,44 @@ void flip_bit(const fs::path & p, uint64_t at) {
     f.write(&c, 1);
 }
 
-// Issue 14: the fast reader verifies each shard's SHA-256 as read_shard does. A trace whose manifest records
-// the checksums (as `trace` writes them) is analysed; one flipped byte in a shard's probs — still a valid
+// Issue 14: the fast reader verifies each shard as read_shard does: by its XXH3-128 where the manifest
+// holds one (as `trace` writes it), else by its SHA-256 (traces written before XXH3). A trace whose
+// manifest records only one of the two is analysed; one flipped byte in a shard's probs — still a valid
 // probability, so only the checksum can tell — makes analyze and experts refuse, naming the file.
 TEST(Analysis, CorruptShardByteIsRefusedByTheFastReader) {
-    const auto dir = tmp("checksum");
-    const auto t = dir / "t";
-    write_synth_trace(t, parallel_seqs({"eng_Latn", "deu_Latn"}, 6), "abc", 3, 8, 2, 5, 0.0, "f16");
-    auto m = rs::read_manifest(t.string());
-    for (const int64_t k : rs::list_shards(t.string())) {
-        const std::string bytes = slurp(t / rs::shard_file_name(k));
-        m.shard_sha256[k] = rs::sha256_hex(bytes.data(), bytes.size());
-    }
-    rs::write_manifest(t.string(), m);
-    const auto [opt, eo] = checksum_runs(dir, t);
-    EXPECT_NO_THROW(rs::run_analyze(opt));
-    EXPECT_NO_THROW(rs::run_experts(eo));
-
-    const fs::path shard = t / rs::shard_file_name(1);
-    flip_bit(shard, fs::file_size(shard) - 40);  // inside probs, the last tensor: only the checksum can tell
-    for (const bool experts : {false, true}) {   // no index-part digests here: experts reads the whole file
-        try {
-            if (experts)
-                rs::run_experts(eo);
+    for (const bool by_xxh3 : {false, true}) {
+        SCOPED_TRACE(by_xxh3 ? "XXH3-128" : "SHA-256");
+        const auto dir = tmp(by_xxh3 ? "checksum_xxh3" : "checksum_sha");
+        const auto t = dir / "t";
+        write_synth_trace(t, parallel_seqs({"eng_Latn", "deu_Latn"}, 6), "abc", 3, 8, 2, 5, 0.0, "f16");
+        auto m = rs::read_manifest(t.string());
+        for (const int64_t k : rs::list_shards(t.string())) {
+            const std::string bytes = slurp(t / rs::shard_file_name(k));
+            if (by_xxh3)
+                m.shard_xxh3_128[k] = rs::xxh3_128_hex(bytes.data(), bytes.size());
             else
-                rs::run_analyze(opt);
-            ADD_FAILURE() << "a corrupt shard was accepted (experts " << experts << ")";
-        } catch (const rs::Error & e) {
-            const std::string what = e.what();
-            EXPECT_EQ(what.rfind(shard.string() + ": checksum does not match manifest.json", 0), 0u) << what;
+                m.shard_sha256[k] = rs::sha256_hex(bytes.data(), bytes.size());
+        }
+        rs::write_manifest(t.string(), m);
+        const auto [opt, eo] = checksum_runs(dir, t);
+        EXPECT_NO_THROW(rs::run_analyze(opt));
+        EXPECT_NO_THROW(rs::run_experts(eo));
+        EXPECT_NO_THROW(rs::read_shard(t.string(), m, 1));
+
+        const fs::path shard = t / rs::shard_file_name(1);
+        flip_bit(shard,
+                 fs::file_size(shard) - 40);  // inside probs, the last tensor: only the checksum can tell
+        for (const int run : {0, 1, 2}) {     // no index-part digests here: experts reads the whole file
+            try {
+                if (run == 0) rs::run_analyze(opt);
+                if (run == 1) rs::run_experts(eo);
+                if (run == 2) rs::read_shard(t.string(), m, 1);  // the other reader
+                ADD_FAILURE() << "a corrupt shard was accepted (run " << run << ")";
+            } catch (const rs::Error & e) {
+                const std::string what = e.what();
+                EXPECT_EQ(what.rfind(shard.string() + ": checksum does not match manifest.json", 0), 0u)
+                    << what;
+            }
         }
     }
 }
@@ -775,6 +784,8 @@ TEST(Analysis, ExpertsVerifiesOnlyTheIndexPartItReads) {
         EXPECT_EQ(d.file, m.shard_sha256[0]);
         EXPECT_EQ(d.index, m.shard_index_sha256[0]);
         EXPECT_NE(d.index, d.file);
+        const std::string bytes = slurp(t / rs::shard_file_name(0));
+        EXPECT_EQ(d.file_xxh3, rs::xxh3_128_hex(bytes.data(), bytes.size()));
     }
     const auto [opt, eo] = checksum_runs(dir, t);
     ASSERT_NO_THROW(rs::run_analyze(opt));

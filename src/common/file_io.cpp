@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <signal.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include <cerrno>
 
@@ -53,6 +54,37 @@ std::string Sha256::hex_so_far() const {
 
 std::string sha256_hex(const void * data, size_t n) {
     Sha256 h;
+    h.update(data, n);
+    return h.hex();
+}
+
+struct Xxh3_128::Impl {
+    XXH3_state_t * state = nullptr;
+};
+
+Xxh3_128::Xxh3_128() : impl_(std::make_unique<Impl>()) {
+    impl_->state = XXH3_createState();
+    RS_ASSERT(impl_->state && XXH3_128bits_reset(impl_->state) == XXH_OK);
+}
+
+Xxh3_128::~Xxh3_128() {
+    XXH3_freeState(impl_->state);
+}
+
+void Xxh3_128::update(const void * data, size_t n) {
+    if (n) RS_ASSERT(XXH3_128bits_update(impl_->state, data, n) == XXH_OK);
+}
+
+std::string Xxh3_128::hex() const {
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, XXH3_128bits_digest(impl_->state));
+    std::string out;
+    for (const unsigned char b : c.digest) out += fmt::format("{:02x}", b);
+    return out;
+}
+
+std::string xxh3_128_hex(const void * data, size_t n) {
+    Xxh3_128 h;
     h.update(data, n);
     return h.hex();
 }

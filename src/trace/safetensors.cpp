@@ -44,7 +44,8 @@ StDigests st_write(const std::string & path, std::span<const StTensorView> tenso
     const uint64_t n_header = h.size();
 
     const std::string tmp = fmt::format("{}.tmp-{}", path, getpid());
-    Sha256 sha;  // of the bytes as written: the manifest's shard checksum
+    Sha256 sha;     // of the bytes as written: the manifest's shard checksums
+    Xxh3_128 xxh3;  // (and the fast one readers verify)
     StDigests digests;
     std::error_code ec;
     {
@@ -54,6 +55,7 @@ StDigests st_write(const std::string & path, std::span<const StTensorView> tenso
         auto put = [&](const void * d, size_t n) {
             f.write(static_cast<const char *>(d), (std::streamsize)n);
             sha.update(d, n);
+            xxh3.update(d, n);
         };
         put(&n_header, 8);
         put(h.data(), h.size());
@@ -75,6 +77,7 @@ StDigests st_write(const std::string & path, std::span<const StTensorView> tenso
         throw Error(fmt::format("{}: cannot rename {} over it: {}", path, tmp, ec.message()));
     }
     digests.file = sha.hex();
+    digests.file_xxh3 = xxh3.hex();
     return digests;
 }
 

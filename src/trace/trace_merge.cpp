@@ -51,6 +51,7 @@ static std::string whole_run_identity(TraceManifest m) {
     m.options.erase("rpc");
     m.shard_sha256.clear();
     m.shard_index_sha256.clear();
+    m.shard_xxh3_128.clear();
     m.tool_version.clear();
     m.model_path.clear();
     return manifest_to_json(m).dump();
@@ -102,6 +103,7 @@ TraceManifest merge_traces(const std::vector<std::string> & dirs, const std::str
     merged.options.erase("part");
     merged.shard_sha256.clear();
     merged.shard_index_sha256.clear();
+    merged.shard_xxh3_128.clear();
     std::vector<std::pair<std::string, int64_t>> sources(n_shards);  // shard → part directory
     for (size_t i = 0; i < ms.size(); ++i) {
         const auto [lo, hi] = trace_part_shards(n_shards, manifest_part(ms[i]));
@@ -114,8 +116,9 @@ TraceManifest merge_traces(const std::vector<std::string> & dirs, const std::str
                                 "`routescope trace --part … --resume`)",
                                 dirs[i], k));
             merged.shard_sha256[k] = it->second;
-            if (const auto ix = ms[i].shard_index_sha256.find(k); ix != ms[i].shard_index_sha256.end())
-                merged.shard_index_sha256[k] = ix->second;
+            for (const auto & [from, to] : {std::pair{&ms[i].shard_index_sha256, &merged.shard_index_sha256},
+                                            std::pair{&ms[i].shard_xxh3_128, &merged.shard_xxh3_128}})
+                if (const auto d = from->find(k); d != from->end()) (*to)[k] = d->second;
             sources[(size_t)k] = {dirs[i], k};
         }
     }

@@ -1,6 +1,6 @@
 // read_shard_raw (trace.h): a shard's tensors as stored, for the one-pass analysis. Reads the whole file
 // into one 8-byte-aligned buffer in 1 MiB chunks, hashing each chunk while it is still in cache when the
-// manifest holds the shard's SHA-256 (the same check as read_shard: a shard whose bytes changed after it
+// manifest holds the shard's digest (the same check as read_shard: a shard whose bytes changed after it
 // was recorded is refused before anything is parsed), then checks every tensor it uses against the header
 // and the manifest (dtype, shape, byte range inside the file) and hands out views into the buffer.
 #include <fcntl.h>
@@ -132,15 +132,18 @@ RawShard read_shard_raw(const std::string & dir, const TraceManifest & m, int64_
     if (with_probs) want.push_back({"probs", pd});
     if (topk_store) want.push_back({"topk_probs", pd});  // small ([T, L, K]): always checked
     // What is read and which digest verifies it: without probs, the index part alone where the manifest
-    // holds its digest (trace.h: the writer puts it first), else the whole file and its digest, if any.
+    // holds its digest (trace.h: the writer puts it first), else the whole file and its XXH3-128 or, in
+    // traces written before that, its SHA-256 (if any).
     const auto index_digest = with_probs ? m.shard_index_sha256.end() : m.shard_index_sha256.find(shard);
-    const auto file_digest = m.shard_sha256.find(shard);
-    const std::string * digest = index_digest != m.shard_index_sha256.end() ? &index_digest->second
-                                 : file_digest != m.shard_sha256.end()      ? &file_digest->second
-                                                                            : nullptr;
-    const uint64_t n_read = index_digest != m.shard_index_sha256.end()
-                                ? end_of_tensors(fd, n_header, file_size, want)
-                                : file_size;
+    const bool index_part = index_digest != m.shard_index_sha256.end();
+    const auto file_xxh3 = m.shard_xxh3_128.find(shard);
+    const bool by_xxh3 = !index_part && file_xxh3 != m.shard_xxh3_128.end();
+    const auto file_sha = m.shard_sha256.find(shard);
+    const std::string * digest = index_part                         ? &index_digest->second
+                                 : by_xxh3                          ? &file_xxh3->second
+                                 : file_sha != m.shard_sha256.end() ? &file_sha->second
+                                                                    : nullptr;
+    const uint64_t n_read = index_part ? end_of_tensors(fd, n_header, file_size, want) : file_size;
     // The file goes to buffer offset `pad`, so that the data section (and with it every tensor routescope
     // writes: their sizes keep each one aligned to its element) starts 8-byte aligned; a tensor a foreign
     // writer left misaligned is copied behind the file (`extra`).
@@ -154,15 +157,20 @@ RawShard read_shard_raw(const std::string & dir, const TraceManifest & m, int64_
     auto * base = reinterpret_cast<uint8_t *>(s.bytes.data()) + pad;
     {
         std::optional<Sha256> sha;
-        if (digest) sha.emplace();
+        std::optional<Xxh3_128> xxh3;
+        if (by_xxh3)
+            xxh3.emplace();
+        else if (digest)
+            sha.emplace();
         constexpr uint64_t kChunk = 1u << 20;
         for (uint64_t done = 0; done < n_read;) {
             const ssize_t r = ::pread(fd, base + done, std::min(kChunk, n_read - done), (off_t)done);
             if (r <= 0) throw Error(fmt::format("{}: read error", path));
             if (sha) sha->update(base + done, (size_t)r);
+            if (xxh3) xxh3->update(base + done, (size_t)r);
             done += (uint64_t)r;
         }
-        if (sha && sha->hex() != *digest) throw shard_checksum_mismatch(path);
+        if (digest && (xxh3 ? xxh3->hex() : sha->hex()) != *digest) throw shard_checksum_mismatch(path);
     }
     // From here on only the n_read bytes read exist: every view is checked to lie inside them.
     size_t data_start = 0;

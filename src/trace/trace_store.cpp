@@ -45,8 +45,9 @@ nlohmann::json manifest_to_json(const TraceManifest & m) {
         {"options", m.options},
     };
     if (!m.corpus_sha256.empty()) j["corpus"]["sha256"] = m.corpus_sha256;
-    for (const auto & [key, digests] : {std::pair{"shard_sha256", &m.shard_sha256},
-                                        std::pair{"shard_index_sha256", &m.shard_index_sha256}}) {
+    for (const auto & [key, digests] :
+         {std::pair{"shard_sha256", &m.shard_sha256}, std::pair{"shard_index_sha256", &m.shard_index_sha256},
+          std::pair{"shard_xxh3_128", &m.shard_xxh3_128}}) {
         if (digests->empty()) continue;
         nlohmann::json sh = nlohmann::json::object();
         for (const auto & [k, h] : *digests) sh[std::to_string(k)] = h;
@@ -99,8 +100,11 @@ std::vector<std::string> names_field(const nlohmann::json & o, const char * sect
     return out;
 }
 
-bool is_hex64(const std::string & h) {
-    return h.size() == 64 && h.find_first_not_of("0123456789abcdef") == std::string::npos;
+bool is_hex(const std::string & h, size_t n) {
+    return h.size() == n && h.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+bool is_hex64(const std::string & h) {  // a SHA-256
+    return is_hex(h, 64);
 }
 
 }  // namespace
@@ -167,8 +171,16 @@ TraceManifest manifest_from_json(const nlohmann::json & j) {
     if (m.store.empty()) m.store = "full";
     if (m.store != "full" && m.store != "topk")
         throw Error(fmt::format("\"store.content\" is '{}', not full or topk", m.store));
-    for (const auto & [key, digests] : {std::pair{"shard_sha256", &m.shard_sha256},
-                                        std::pair{"shard_index_sha256", &m.shard_index_sha256}}) {
+    struct DigestField {
+        const char * key;
+        std::map<int64_t, std::string> * to;
+        const char * what;
+        size_t n_hex;
+    };
+    for (const auto & [key, digests, what, n_hex] :
+         {DigestField{"shard_sha256", &m.shard_sha256, "SHA-256", 64},
+          DigestField{"shard_index_sha256", &m.shard_index_sha256, "SHA-256", 64},
+          DigestField{"shard_xxh3_128", &m.shard_xxh3_128, "XXH3-128", 32}}) {
         if (!st.contains(key)) continue;
         const auto & sh = st[key];
         if (!sh.is_object())
@@ -183,11 +195,11 @@ TraceManifest manifest_from_json(const nlohmann::json & j) {
                 used = 0;
             }
             if (used == 0 || used != it.key().size() || k < 0 || k >= n_shards || !it->is_string() ||
-                !is_hex64(it->get<std::string>()))
+                !is_hex(it->get<std::string>(), n_hex))
                 throw Error(
                     fmt::format("\"store.{}\" entry '{}' is not a shard index in [0, {}) "
-                                "with a SHA-256 hex digest",
-                                key, it.key(), n_shards));
+                                "with a {} hex digest",
+                                key, it.key(), n_shards, what));
             (*digests)[k] = it->get<std::string>();
         }
     }
@@ -265,12 +277,13 @@ ShardDigests write_shard(const std::string & dir, int64_t shard, const TraceMani
         (fs::path(dir) / shard_file_name(shard)).string(), t,
         {{"format", "routescope-trace"}, {"version", std::to_string(kTraceVersion)}, {"seq_ids", ids.dump()}},
         n_index);
-    return {d.file, d.prefix};
+    return {d.file, d.prefix, d.file_xxh3};
 }
 
 void set_shard_digests(TraceManifest & m, int64_t shard, const ShardDigests & d) {
     m.shard_sha256[shard] = d.file;
     m.shard_index_sha256[shard] = d.index;
+    m.shard_xxh3_128[shard] = d.file_xxh3;
 }
 
 std::vector<int64_t> list_shards(const std::string & dir) {
@@ -293,6 +306,7 @@ static std::string run_identity(const TraceManifest & m, bool with_corpus_hash) 
     j["model"].erase("path");
     j["store"].erase("shard_sha256");
     j["store"].erase("shard_index_sha256");
+    j["store"].erase("shard_xxh3_128");
     if (!with_corpus_hash) j["corpus"].erase("sha256");
     if (j["options"].is_object()) {  // neither changes what is recorded on the CPU
         j["options"].erase("threads");
@@ -318,6 +332,7 @@ std::vector<int64_t> prepare_trace_dir(const std::string & dir, TraceManifest & 
         remove_stale_temporaries(dir);
         m.shard_sha256.clear();
         m.shard_index_sha256.clear();
+        m.shard_xxh3_128.clear();
         write_manifest(dir, m);
         return {};
     }
@@ -342,6 +357,7 @@ std::vector<int64_t> prepare_trace_dir(const std::string & dir, TraceManifest & 
     // digest is kept where the whole file's matched (the same bytes); a shard without one is read whole.
     m.shard_sha256.clear();
     m.shard_index_sha256.clear();
+    m.shard_xxh3_128.clear();
     std::vector<int64_t> done;
     for (const int64_t k : list_shards(dir)) {
         if (k >= trace_n_shards(m)) continue;
@@ -355,9 +371,10 @@ std::vector<int64_t> prepare_trace_dir(const std::string & dir, TraceManifest & 
         }
         if (h.empty()) continue;  // recorded again (overwritten atomically)
         m.shard_sha256[k] = h;
-        if (const auto it = old.shard_index_sha256.find(k);
-            it != old.shard_index_sha256.end() && old.shard_sha256.count(k))
-            m.shard_index_sha256[k] = it->second;
+        if (old.shard_sha256.count(k))  // the other digests of the same bytes
+            for (const auto & [from, to] : {std::pair{&old.shard_index_sha256, &m.shard_index_sha256},
+                                            std::pair{&old.shard_xxh3_128, &m.shard_xxh3_128}})
+                if (const auto it = from->find(k); it != from->end()) (*to)[k] = it->second;
         done.push_back(k);
     }
     write_manifest(dir, m);
@@ -392,8 +409,11 @@ int64_t trace_n_shards(const TraceManifest & m) {
 TraceShard read_shard(const std::string & dir, const TraceManifest & m, int64_t shard) {
     const std::string path = (fs::path(dir) / shard_file_name(shard)).string();
     std::string raw = read_file(path);
-    const auto it = m.shard_sha256.find(shard);
-    if (it != m.shard_sha256.end() && sha256_hex(raw.data(), raw.size()) != it->second)
+    // the fast checksum where the manifest holds it, else the SHA-256 (traces written before it)
+    if (const auto x = m.shard_xxh3_128.find(shard); x != m.shard_xxh3_128.end()) {
+        if (xxh3_128_hex(raw.data(), raw.size()) != x->second) throw shard_checksum_mismatch(path);
+    } else if (const auto it = m.shard_sha256.find(shard);
+               it != m.shard_sha256.end() && sha256_hex(raw.data(), raw.size()) != it->second)
         throw shard_checksum_mismatch(path);
     return parse_shard(path, std::vector<uint8_t>(raw.begin(), raw.end()), m, shard);
 }

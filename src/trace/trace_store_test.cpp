@@ -273,6 +273,8 @@ TEST(TraceHardening, ManifestFieldsAreValidated) {
     expect_bad([](auto & j) { j["corpus"]["langs"] = "eng_Latn"; }, "non-empty list");
     expect_bad([](auto & j) { j["store"]["has_logits"] = 1; }, "true or false");
     expect_bad([](auto & j) { j["store"]["shard_sha256"] = {{"9", std::string(64, 'a')}}; }, "shard index");
+    // an XXH3-128 digest has 32 hex digits, a SHA-256 64
+    expect_bad([](auto & j) { j["store"]["shard_xxh3_128"] = {{"0", std::string(64, 'a')}}; }, "XXH3-128");
     expect_bad([](auto & j) { j.erase("model"); }, "\"model\" is missing");
 }
 
@@ -296,10 +298,14 @@ TEST(TraceHardening, ResumeVerifiesShardChecksumsAndCorpusHash) {
     rs::write_manifest(dir, m);
     EXPECT_EQ(rs::read_manifest(dir).shard_sha256.at(0), m.shard_sha256.at(0));
     EXPECT_EQ(rs::read_manifest(dir).shard_index_sha256.at(0), m.shard_index_sha256.at(0));
+    const std::string bytes = rs::read_file((dir / rs::shard_file_name(0)).string());
+    EXPECT_EQ(m.shard_xxh3_128.at(0), rs::xxh3_128_hex(bytes.data(), bytes.size()));
+    EXPECT_EQ(rs::read_manifest(dir).shard_xxh3_128, m.shard_xxh3_128);
     auto again = small_manifest();
     again.corpus_sha256 = m.corpus_sha256;
     EXPECT_EQ(rs::prepare_trace_dir(dir, again, true), std::vector<int64_t>{0});
     EXPECT_EQ(again.shard_index_sha256, m.shard_index_sha256);  // kept with the shard it describes
+    EXPECT_EQ(again.shard_xxh3_128, m.shard_xxh3_128);
     // an empty (or truncated) shard does not count as done and reading it names the checksum
     rs::write_manifest(dir, m);
     std::ofstream(dir / rs::shard_file_name(0), std::ios::trunc).close();

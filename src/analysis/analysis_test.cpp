@@ -386,10 +386,11 @@ void expect_same(const std::vector<rs::SequenceLayerStats> & a,
 
 // The one-pass summaries from shard bytes equal summarise_sequence bit for bit (the entropy sum to 1e-14
 // relative, a different fixed order): f16 and f32 probs, zeros,
-// duplicated ids in a row, E > 64 (two mask words), K = E, 0 and 1 token; bad ids raise rs::Error.
+// duplicated ids in a row, E > 64 (two mask words), K = E, K = 40 (Jaccard ratios divided, not looked
+// up), 0 and 1 token; bad ids raise rs::Error.
 TEST(Analysis, RawSummariesEqualTheReferenceBitForBit) {
     rs::SplitMix64 rng(7);
-    for (const auto & [e, k] : {std::pair{70, 5}, std::pair{8, 8}, std::pair{128, 8}})
+    for (const auto & [e, k] : {std::pair{70, 5}, std::pair{8, 8}, std::pair{128, 8}, std::pair{70, 40}})
         for (const int64_t n_tok :
              {int64_t{0}, int64_t{1}, int64_t{2}, int64_t{37}, int64_t{300}, int64_t{1025}}) {
             const int n_moe = 3;

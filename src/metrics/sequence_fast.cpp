@@ -6,7 +6,8 @@
 // pass reads the shard once, front to back; an f16 value has only 2^16 bit patterns, so its f32 value and
 // its exact double p·log p come from two tables built once (the same double products summarise_sequence
 // computes with std::log); top-k sets become E-bit masks, so a Jaccard similarity is two popcounts per
-// 64 experts instead of a sorted merge. Every floating-point sum but one runs in the order of
+// 64 experts instead of a sorted merge, and its ratio is looked up in a table of the divisions it can be.
+// Every floating-point sum but one runs in the order of
 // summarise_sequence (tokens in order, experts in order), so q, consistency and counts are bit-identical to
 // it; H(p_t) is summed in sixteen interleaved partial sums (a fixed order, ~1e-16 relative of the
 // sequential sum): one chain of E dependent additions, or four, would bound the pass by the add latency.
@@ -52,12 +53,33 @@ const F16Tables & tables() {
                 std::to_string(n_expert) + ")");
 }
 
+// The Jaccard similarities two sets of at most m experts can have: (double)inter / (double)uni at
+// [uni · (m + 1) + inter] for inter ≤ uni ≤ m, each the very division token_consistency performs, looked up
+// instead of divided (the division's latency bounded consistency_of_masks). Null for m beyond a small table.
+struct JaccardRatios {
+    const double * at = nullptr;
+    size_t side = 0;  // m + 1
+};
+JaccardRatios jaccard_ratios(size_t m) {
+    constexpr size_t kMaxSet = 64;  // unions of up to 64 experts (top-k ≤ 32): a 65 × 65 table, 34 KiB
+    thread_local std::vector<double> table;
+    if (m > kMaxSet) return {};
+    const size_t side = m + 1;
+    if (table.size() != side * side) {
+        table.assign(side * side, 0.0);
+        for (size_t u = 1; u < side; ++u)
+            for (size_t i = 0; i <= u; ++i) table[u * side + i] = (double)i / (double)u;
+    }
+    return {table.data(), side};
+}
+
 // Token routing consistency of one layer from the top-k masks (token_consistency's draws). Compiled also
 // for CPUs with the popcnt instruction and chosen at load time (the counts, hence the result, are the same).
 __attribute__((target_clones("popcnt", "default"))) double consistency_of_masks(const uint64_t * masks,
                                                                                 size_t stride, size_t W,
                                                                                 int64_t n_tok, uint64_t seed,
-                                                                                int n_pairs) {
+                                                                                int n_pairs,
+                                                                                JaccardRatios ratios) {
     SplitMix64 rng(seed);
     const UniformBelow below_n((uint64_t)n_tok), below_n1((uint64_t)n_tok - 1);
     double sum = 0.0;
@@ -69,7 +91,9 @@ __attribute__((target_clones("popcnt", "default"))) double consistency_of_masks(
         const uint64_t * b = masks + j * stride;
         int inter = 0, uni = 0;
         for (size_t w = 0; w < W; ++w) inter += std::popcount(a[w] & b[w]), uni += std::popcount(a[w] | b[w]);
-        sum += uni == 0 ? 1.0 : (double)inter / (double)uni;
+        sum += uni == 0    ? 1.0
+               : ratios.at ? ratios.at[(size_t)uni * ratios.side + (size_t)inter]
+                           : (double)inter / (double)uni;
     }
     return sum / (double)n_pairs;
 }
@@ -236,6 +260,7 @@ std::vector<SequenceLayerStats> summarise_sequence_raw(RawProbs probs, const int
             hsum[l] += std::log(S) - plp * inv;
         }
     }
+    const JaccardRatios ratios = jaccard_ratios(2 * K);  // a union of two top-k sets has ≤ 2K experts
     for (size_t l = 0; l < L; ++l) {
         SequenceLayerStats & s = out[l];
         s.n_tok = n_tok;
@@ -251,7 +276,7 @@ std::vector<SequenceLayerStats> summarise_sequence_raw(RawProbs probs, const int
         // token_consistency's draws (token_routing.h), Jaccard of the masks
         s.consistency = consistency_of_masks(&masks[l * W], L * W, W, n_tok,
                                              derive_seed(opt.seed, (uint64_t)seq_index, (uint64_t)l),
-                                             opt.consistency_pairs);
+                                             opt.consistency_pairs, ratios);
     }
     return out;
 }

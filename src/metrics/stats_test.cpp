@@ -3,6 +3,7 @@
 // Expected numbers are derived in the comments, never by calling the function under test.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 #include <vector>
@@ -65,6 +66,31 @@ TEST(Quantile, LinearInterpolation) {
     EXPECT_DOUBLE_EQ(rs::quantile_sorted(v, 0.0), 1.0);
     EXPECT_DOUBLE_EQ(rs::quantile_sorted(v, 1.0), 4.0);
     EXPECT_DOUBLE_EQ(rs::quantile_sorted(v, 0.5), 2.5);
+}
+
+// The percentile bootstrap written out plainly (resample r: n draws uniform_below from stream
+// derive_seed(seed, r, 0), summed in draw order; means sorted; linear-interpolated quantiles) equals
+// bootstrap_mean_ci bit for bit, whatever the number of resamples.
+TEST(Bootstrap, EqualsThePlainResamplingBitForBit) {
+    std::vector<double> v;
+    rs::SplitMix64 gen(5);
+    for (int i = 0; i < 37; ++i) v.push_back((double)(gen.next() >> 11) * 0x1p-53 * (i % 3 ? 1.0 : 1e-3));
+    for (const int n_resamples : {1, 3, 4, 7, 1000, 1001}) {
+        const rs::BootstrapOptions opt{.n_resamples = n_resamples, .level = 0.9, .seed = 17};
+        std::vector<double> means;
+        for (int r = 0; r < n_resamples; ++r) {
+            rs::SplitMix64 rng(rs::derive_seed(opt.seed, (uint64_t)r, 0));
+            double sum = 0.0;
+            for (size_t k = 0; k < v.size(); ++k) sum += v[(size_t)rs::uniform_below(rng, v.size())];
+            means.push_back(sum / (double)v.size());
+        }
+        std::sort(means.begin(), means.end());
+        const auto ci = rs::bootstrap_mean_ci(v, opt);
+        ASSERT_TRUE(ci.has_value());
+        const double tail = 0.5 * (1.0 - opt.level);
+        EXPECT_EQ(ci->lo, rs::quantile_sorted(means, tail)) << n_resamples;
+        EXPECT_EQ(ci->hi, rs::quantile_sorted(means, 1.0 - tail)) << n_resamples;
+    }
 }
 
 TEST(Bootstrap, DeterministicAndSensible) {

@@ -136,6 +136,10 @@ ShardDigests write_shard(const std::string & dir, int64_t shard, const TraceMani
                          const TraceShard & s);
 // Records a written shard's digests in the manifest.
 void set_shard_digests(TraceManifest & m, int64_t shard, const ShardDigests & d);
+// Removes every shard's digests (a fresh run, a merge's start).
+void clear_shard_digests(TraceManifest & m);
+// Copies the digests `from` holds for `shard` into `to` (resume, merge).
+void copy_shard_digests(const TraceManifest & from, TraceManifest & to, int64_t shard);
 
 // Prepares `dir` for a run. If it holds no trace, creates it. If it holds a trace of the same model
 // and corpus (content hash included) and options and `resume` is set, returns the shard indices already

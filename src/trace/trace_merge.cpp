@@ -49,9 +49,7 @@ static std::string whole_run_identity(TraceManifest m) {
     m.options.erase("part");
     m.options.erase("threads");  // threads do not change what is recorded (prepare_trace_dir)
     m.options.erase("rpc");
-    m.shard_sha256.clear();
-    m.shard_index_sha256.clear();
-    m.shard_xxh3_128.clear();
+    clear_shard_digests(m);
     m.tool_version.clear();
     m.model_path.clear();
     return manifest_to_json(m).dump();
@@ -101,9 +99,7 @@ TraceManifest merge_traces(const std::vector<std::string> & dirs, const std::str
     const int64_t n_shards = trace_n_shards(ms[0]);
     TraceManifest merged = ms[0];
     merged.options.erase("part");
-    merged.shard_sha256.clear();
-    merged.shard_index_sha256.clear();
-    merged.shard_xxh3_128.clear();
+    clear_shard_digests(merged);
     std::vector<std::pair<std::string, int64_t>> sources(n_shards);  // shard → part directory
     for (size_t i = 0; i < ms.size(); ++i) {
         const auto [lo, hi] = trace_part_shards(n_shards, manifest_part(ms[i]));
@@ -115,10 +111,7 @@ TraceManifest merge_traces(const std::vector<std::string> & dirs, const std::str
                     fmt::format("{}: shard {} of this part is not recorded (finish the part with "
                                 "`routescope trace --part … --resume`)",
                                 dirs[i], k));
-            merged.shard_sha256[k] = it->second;
-            for (const auto & [from, to] : {std::pair{&ms[i].shard_index_sha256, &merged.shard_index_sha256},
-                                            std::pair{&ms[i].shard_xxh3_128, &merged.shard_xxh3_128}})
-                if (const auto d = from->find(k); d != from->end()) (*to)[k] = d->second;
+            copy_shard_digests(ms[i], merged, k);
             sources[(size_t)k] = {dirs[i], k};
         }
     }

@@ -19,6 +19,33 @@ namespace fs = std::filesystem;
 
 namespace rs {
 
+namespace {
+
+// The manifest's per-shard digest maps: their key under "store", and the digest each holds.
+struct ShardDigestMap {
+    const char * key;
+    std::map<int64_t, std::string> TraceManifest::*map;
+    const char * what;
+    size_t n_hex;
+};
+constexpr ShardDigestMap kShardDigestMaps[] = {
+    {"shard_sha256", &TraceManifest::shard_sha256, "SHA-256", 64},
+    {"shard_index_sha256", &TraceManifest::shard_index_sha256, "SHA-256", 64},
+    {"shard_xxh3_128", &TraceManifest::shard_xxh3_128, "XXH3-128", 32},
+};
+
+}  // namespace
+
+void clear_shard_digests(TraceManifest & m) {
+    for (const auto & d : kShardDigestMaps) (m.*d.map).clear();
+}
+
+void copy_shard_digests(const TraceManifest & from, TraceManifest & to, int64_t shard) {
+    for (const auto & d : kShardDigestMaps)
+        if (const auto it = (from.*d.map).find(shard); it != (from.*d.map).end())
+            (to.*d.map)[shard] = it->second;
+}
+
 nlohmann::json manifest_to_json(const TraceManifest & m) {
     nlohmann::json j = {
         {"format", "routescope-trace"},
@@ -45,13 +72,11 @@ nlohmann::json manifest_to_json(const TraceManifest & m) {
         {"options", m.options},
     };
     if (!m.corpus_sha256.empty()) j["corpus"]["sha256"] = m.corpus_sha256;
-    for (const auto & [key, digests] :
-         {std::pair{"shard_sha256", &m.shard_sha256}, std::pair{"shard_index_sha256", &m.shard_index_sha256},
-          std::pair{"shard_xxh3_128", &m.shard_xxh3_128}}) {
-        if (digests->empty()) continue;
+    for (const auto & d : kShardDigestMaps) {
+        if ((m.*d.map).empty()) continue;
         nlohmann::json sh = nlohmann::json::object();
-        for (const auto & [k, h] : *digests) sh[std::to_string(k)] = h;
-        j["store"][key] = sh;
+        for (const auto & [k, h] : m.*d.map) sh[std::to_string(k)] = h;
+        j["store"][d.key] = sh;
     }
     if (m.store != "full") j["store"]["content"] = m.store;  // absent: full (traces before --store)
     return j;
@@ -171,16 +196,7 @@ TraceManifest manifest_from_json(const nlohmann::json & j) {
     if (m.store.empty()) m.store = "full";
     if (m.store != "full" && m.store != "topk")
         throw Error(fmt::format("\"store.content\" is '{}', not full or topk", m.store));
-    struct DigestField {
-        const char * key;
-        std::map<int64_t, std::string> * to;
-        const char * what;
-        size_t n_hex;
-    };
-    for (const auto & [key, digests, what, n_hex] :
-         {DigestField{"shard_sha256", &m.shard_sha256, "SHA-256", 64},
-          DigestField{"shard_index_sha256", &m.shard_index_sha256, "SHA-256", 64},
-          DigestField{"shard_xxh3_128", &m.shard_xxh3_128, "XXH3-128", 32}}) {
+    for (const auto & [key, map, what, n_hex] : kShardDigestMaps) {
         if (!st.contains(key)) continue;
         const auto & sh = st[key];
         if (!sh.is_object())
@@ -200,7 +216,7 @@ TraceManifest manifest_from_json(const nlohmann::json & j) {
                     fmt::format("\"store.{}\" entry '{}' is not a shard index in [0, {}) "
                                 "with a {} hex digest",
                                 key, it.key(), n_shards, what));
-            (*digests)[k] = it->get<std::string>();
+            (m.*map)[k] = it->get<std::string>();
         }
     }
     m.options = j.value("options", nlohmann::json::object());
@@ -304,9 +320,7 @@ static std::string run_identity(const TraceManifest & m, bool with_corpus_hash) 
     auto j = manifest_to_json(m);
     j.erase("tool_version");
     j["model"].erase("path");
-    j["store"].erase("shard_sha256");
-    j["store"].erase("shard_index_sha256");
-    j["store"].erase("shard_xxh3_128");
+    for (const auto & d : kShardDigestMaps) j["store"].erase(d.key);
     if (!with_corpus_hash) j["corpus"].erase("sha256");
     if (j["options"].is_object()) {  // neither changes what is recorded on the CPU
         j["options"].erase("threads");
@@ -330,9 +344,7 @@ std::vector<int64_t> prepare_trace_dir(const std::string & dir, TraceManifest & 
                 fmt::format("{}: holds trace shards but no manifest.json (choose an empty directory)", dir));
         fs::create_directories(dir);
         remove_stale_temporaries(dir);
-        m.shard_sha256.clear();
-        m.shard_index_sha256.clear();
-        m.shard_xxh3_128.clear();
+        clear_shard_digests(m);
         write_manifest(dir, m);
         return {};
     }
@@ -355,9 +367,7 @@ std::vector<int64_t> prepare_trace_dir(const std::string & dir, TraceManifest & 
     // without one (the run was killed between the shard's rename and the manifest update, or an older
     // trace) counts when it reads back as a valid shard; anything else is recorded again. The index-part
     // digest is kept where the whole file's matched (the same bytes); a shard without one is read whole.
-    m.shard_sha256.clear();
-    m.shard_index_sha256.clear();
-    m.shard_xxh3_128.clear();
+    clear_shard_digests(m);
     std::vector<int64_t> done;
     for (const int64_t k : list_shards(dir)) {
         if (k >= trace_n_shards(m)) continue;
@@ -370,11 +380,8 @@ std::vector<int64_t> prepare_trace_dir(const std::string & dir, TraceManifest & 
             h.clear();
         }
         if (h.empty()) continue;  // recorded again (overwritten atomically)
+        if (old.shard_sha256.count(k)) copy_shard_digests(old, m, k);  // of the same bytes
         m.shard_sha256[k] = h;
-        if (old.shard_sha256.count(k))  // the other digests of the same bytes
-            for (const auto & [from, to] : {std::pair{&old.shard_index_sha256, &m.shard_index_sha256},
-                                            std::pair{&old.shard_xxh3_128, &m.shard_xxh3_128}})
-                if (const auto it = from->find(k); it != from->end()) (*to)[k] = it->second;
         done.push_back(k);
     }
     write_manifest(dir, m);

@@ -40,6 +40,7 @@ bench: build
 	$(BUILD)/bench/bench_record_overhead
 	$(BUILD)/bench/bench_steer_overhead
 	$(BUILD)/bench/bench_rpc_overhead
+	$(BUILD)/bench/bench_analyze
 	ROUTESCOPE=$(BUILD)/src/cli/routescope bench/bench_finetune.sh
 	ROUTESCOPE=$(BUILD)/src/cli/routescope bench/bench_eager_vs_trace.sh
 

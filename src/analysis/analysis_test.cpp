@@ -429,6 +429,66 @@ TEST(Analysis, RawSummariesEqualTheReferenceBitForBit) {
         }
 }
 
+// read_shard_raw checks the stored probabilities while it reads the shard chunk by chunk (1 MiB): one value
+// that is not a probability — first, on either side of the first chunk boundary, inside the second chunk,
+// last — is refused wherever it lies, in f16 and f32 shards whose digests match (only the check can tell);
+// −0 is a probability.
+TEST(Analysis, RawReaderRefusesABadProbabilityInAnyChunk) {
+    rs::TraceManifest m;
+    m.model_sha256 = "abc", m.arch = "olmoe", m.n_layer = 2, m.moe_layers = {0, 1};
+    m.n_expert = 64, m.top_k = 2, m.gating = "softmax", m.corpus = "tsv:x.tsv";
+    m.langs = {"eng_Latn"}, m.domains = {"flores"}, m.n_sequences = 2, m.seqs_per_shard = 2;
+    const int64_t n_tok = 12000;  // 12000 × 2 × 64 values: 3 MiB in f16, 6 MiB in f32
+    rs::TraceShard s;
+    s.n_moe = 2, s.n_expert = 64, s.top_k = 2;
+    s.seqs = {{0, -1, 0, 0, "a", 0, n_tok / 2}, {1, -1, 0, 0, "b", n_tok / 2, n_tok / 2}};
+    s.tokens.assign((size_t)n_tok, 1);
+    s.probs.assign((size_t)(n_tok * 2 * 64), 1.0f / 64.0f);
+    for (int64_t r = 0; r < n_tok * 2; ++r) s.topk.push_back(0), s.topk.push_back(1);
+    for (const std::string dtype : {"f16", "f32"}) {
+        m.probs_dtype = dtype;
+        const auto dir = tmp("probs_in_chunks_" + dtype);
+        fs::create_directories(dir);
+        // where probs begin in the file, and the values around the 1 MiB boundary
+        const auto write = [&](const rs::TraceShard & sh) {
+            rs::set_shard_digests(m, 0, rs::write_shard(dir.string(), 0, m, sh));
+            rs::write_manifest(dir.string(), m);
+        };
+        write(s);
+        const std::string bytes = slurp(dir / rs::shard_file_name(0));
+        uint64_t n_header = 0;
+        std::memcpy(&n_header, bytes.data(), 8);
+        const auto off = nlohmann::json::parse(bytes.substr(8, n_header))
+                             .at("probs")
+                             .at("data_offsets")
+                             .get<std::vector<uint64_t>>();
+        const uint64_t elem = dtype == "f16" ? 2 : 4, begin = 8 + n_header + off[0];
+        const uint64_t at_boundary = ((1u << 20) - begin) / elem;  // the first value ending past 1 MiB
+        const uint64_t n = s.probs.size();
+        ASSERT_GT(begin + n * elem, 2u << 20);
+        EXPECT_NO_THROW(rs::read_shard_raw(dir.string(), m, 0));
+        for (const uint64_t i :
+             {uint64_t{0}, at_boundary - 1, at_boundary, at_boundary + 1, at_boundary + 100000, n - 1})
+            for (const float bad : {std::nanf(""), 1.5f, -0.25f}) {
+                rs::TraceShard sh = s;
+                sh.probs[i] = bad;
+                write(sh);
+                try {
+                    rs::read_shard_raw(dir.string(), m, 0);
+                    ADD_FAILURE() << dtype << ": value " << bad << " at " << i << " accepted";
+                } catch (const rs::Error & e) {
+                    EXPECT_NE(std::string(e.what()).find("a probability is not finite in [0, 1]"),
+                              std::string::npos)
+                        << e.what();
+                }
+            }
+        rs::TraceShard sh = s;
+        sh.probs[at_boundary] = -0.0f;
+        write(sh);
+        EXPECT_NO_THROW(rs::read_shard_raw(dir.string(), m, 0));
+    }
+}
+
 // read_shard_raw gives the stored tensors: its f16 values widened equal read_shard's probs, same topk and
 // sequences; without probs it reads no probs.
 TEST(Analysis, RawShardMatchesReadShard) {

@@ -78,29 +78,53 @@ struct Want {
     std::vector<int64_t> shape;
 };
 
-// Where the tensors `want` end in the file, from its header (read here unverified: it only says how many
-// bytes to read; the digest of those bytes, header included, then tells whether it was the header written).
-// The whole file when the header cannot say, so that the digest check refuses it.
-uint64_t end_of_tensors(int fd, uint64_t n_header, uint64_t file_size, std::span<const Want> want) {
+// The header read from the file unverified (null when it is not a JSON object): it only says where to read
+// and what to check while reading; the digest of the bytes, header included, then tells whether it was the
+// header written, and every view is taken from the verified bytes.
+nlohmann::json header_unverified(int fd, uint64_t n_header) {
     std::string h(n_header, '\0');
-    if (n_header > (100u << 20) || ::pread(fd, h.data(), n_header, 8) != (ssize_t)n_header) return file_size;
-    const auto header = nlohmann::json::parse(h, nullptr, /*allow_exceptions=*/false);
-    if (!header.is_object()) return file_size;
+    if (n_header > (100u << 20) || ::pread(fd, h.data(), n_header, 8) != (ssize_t)n_header) return nullptr;
+    auto header = nlohmann::json::parse(h, nullptr, /*allow_exceptions=*/false);
+    return header.is_object() ? header : nullptr;
+}
+
+// Tensor `name`'s data offsets [begin, end) in the file by the unverified header, if it states them.
+std::optional<std::pair<uint64_t, uint64_t>> file_range(const nlohmann::json & header, uint64_t n_header,
+                                                        uint64_t file_size, const char * name) {
+    if (!header.is_object()) return std::nullopt;
+    const auto t = header.find(name);
+    if (t == header.end() || !t->is_object() || !t->contains("data_offsets")) return std::nullopt;
+    const auto & off = (*t)["data_offsets"];
+    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
+        return std::nullopt;
+    const uint64_t b = off[0].get<uint64_t>(), e = off[1].get<uint64_t>();
+    if (b > e || e > file_size - 8 - n_header) return std::nullopt;
+    return std::pair{8 + n_header + b, 8 + n_header + e};
+}
+
+// Where the tensors `want` end in the file by the unverified header; the whole file when the header cannot
+// say, so that the digest check refuses it.
+uint64_t end_of_tensors(const nlohmann::json & header, uint64_t n_header, uint64_t file_size,
+                        std::span<const Want> want) {
     uint64_t end = 0;
     for (const auto & w : want) {
-        const auto t = header.find(w.name);
-        if (t == header.end() || !t->is_object() || !t->contains("data_offsets")) return file_size;
-        const auto & off = (*t)["data_offsets"];
-        if (!off.is_array() || off.size() != 2 || !off[1].is_number_unsigned()) return file_size;
-        end = std::max(end, off[1].get<uint64_t>());
+        const auto r = file_range(header, n_header, file_size, w.name);
+        if (!r) return file_size;
+        end = std::max(end, r->second);
     }
-    return end <= file_size - 8 - n_header ? 8 + n_header + end : file_size;
+    return end;
 }
 
 bool f32_probs_ok(const float * p, int64_t n) {
     int64_t n_bad = 0;  // the negated test also catches NaN
     for (int64_t i = 0; i < n; ++i) n_bad += !(p[i] >= 0.0f && p[i] <= 1.0f + 1e-3f);
     return n_bad == 0;
+}
+
+// n stored probabilities at `at` (f16 or f32, aligned to their element) are finite and in [0, 1]
+bool probs_ok(const uint8_t * at, int64_t n, bool f16) {
+    return f16 ? f16_probs_ok(reinterpret_cast<const uint16_t *>(at), n)
+               : f32_probs_ok(reinterpret_cast<const float *>(at), n);
 }
 
 }  // namespace
@@ -143,11 +167,21 @@ RawShard read_shard_raw(const std::string & dir, const TraceManifest & m, int64_
                                  : by_xxh3                          ? &file_xxh3->second
                                  : file_sha != m.shard_sha256.end() ? &file_sha->second
                                                                     : nullptr;
-    const uint64_t n_read = index_part ? end_of_tensors(fd, n_header, file_size, want) : file_size;
+    const nlohmann::json header0 = index_part || with_probs ? header_unverified(fd, n_header) : nullptr;
+    const uint64_t n_read = index_part ? end_of_tensors(header0, n_header, file_size, want) : file_size;
     // The file goes to buffer offset `pad`, so that the data section (and with it every tensor routescope
     // writes: their sizes keep each one aligned to its element) starts 8-byte aligned; a tensor a foreign
     // writer left misaligned is copied behind the file (`extra`).
     const uint64_t pad = (8 - (8 + n_header) % 8) % 8;
+    // probs are checked chunk by chunk while each is still in cache (a second pass over the shard from
+    // memory cost ~5% of analyze), where the unverified header places them aligned; the verified header
+    // must then place them there too, else they are checked again from the buffer
+    const uint64_t elem = m.probs_dtype == "f16" ? 2 : 4;
+    const auto range = with_probs ? file_range(header0, n_header, file_size, "probs") : std::nullopt;
+    const auto [probs_begin, probs_end] = range.value_or(std::pair<uint64_t, uint64_t>{0, 0});
+    const bool fuse_check = range && (pad + probs_begin) % elem == 0 && (probs_end - probs_begin) % elem == 0;
+    uint64_t checked_to = probs_begin;  // probs checked in [probs_begin, checked_to)
+    bool probs_bad = false;
 
     RawShard s;
     s.n_moe = (int)m.moe_layers.size(), s.n_expert = m.n_expert, s.top_k = m.top_k;
@@ -169,6 +203,11 @@ RawShard read_shard_raw(const std::string & dir, const TraceManifest & m, int64_
             if (sha) sha->update(base + done, (size_t)r);
             if (xxh3) xxh3->update(base + done, (size_t)r);
             done += (uint64_t)r;
+            if (fuse_check && done > checked_to) {  // the whole elements read since the last chunk
+                const uint64_t n = (std::min(done, probs_end) - checked_to) / elem;
+                probs_bad |= !probs_ok(base + checked_to, (int64_t)n, elem == 2);
+                checked_to += n * elem;
+            }
         }
         if (digest && (xxh3 ? xxh3->hex() : sha->hex()) != *digest) throw shard_checksum_mismatch(path);
     }
@@ -255,19 +294,20 @@ RawShard read_shard_raw(const std::string & dir, const TraceManifest & m, int64_
     for (int64_t i = 0; i < n_ids; ++i)
         id_lo = std::min(id_lo, s.topk[i]), id_hi = std::max(id_hi, s.topk[i]);
     if (id_lo < 0 || id_hi >= s.n_expert) throw bad(fmt::format("expert id outside [0, {})", s.n_expert));
-    auto check = [&](const uint8_t * at, int64_t n, const uint16_t *& f16, const float *& f32) {
-        bool ok = true;
-        if (m.probs_dtype == "f16") {
+    // checked: the values at `at` were checked while read (probs_bad says how it went)
+    auto check = [&](const uint8_t * at, int64_t n, const uint16_t *& f16, const float *& f32, bool checked) {
+        if (m.probs_dtype == "f16")
             f16 = reinterpret_cast<const uint16_t *>(at);
-            ok = f16_probs_ok(f16, n);
-        } else {
+        else
             f32 = reinterpret_cast<const float *>(at);
-            ok = f32_probs_ok(f32, n);
-        }
-        if (!ok) throw bad("a probability is not finite in [0, 1]");
+        if (checked ? probs_bad : !probs_ok(at, n, m.probs_dtype == "f16"))
+            throw bad("a probability is not finite in [0, 1]");
     };
-    if (with_probs) check(ptr(i_probs), s.n_tok * s.n_moe * s.n_expert, s.probs_f16, s.probs_f32);
-    if (topk_store) check(ptr(i_topk_probs), n_ids, s.topk_probs_f16, s.topk_probs_f32);
+    const bool probs_checked = fuse_check && checked_to == probs_end && ptr(i_probs) == base + probs_begin &&
+                               want[i_probs].size == probs_end - probs_begin;
+    if (with_probs)
+        check(ptr(i_probs), s.n_tok * s.n_moe * s.n_expert, s.probs_f16, s.probs_f32, probs_checked);
+    if (topk_store) check(ptr(i_topk_probs), n_ids, s.topk_probs_f16, s.topk_probs_f32, false);
     return s;
 }
 

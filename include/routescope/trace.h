@@ -22,6 +22,8 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <new>
 #include <optional>
 #include <span>
 #include <string>
@@ -166,6 +168,25 @@ TraceShard parse_shard(const std::string & path, std::vector<uint8_t> bytes, con
 // digest the manifest holds is read only up to the end of that part and verified against it (`experts`
 // reads the ids, a few percent of a full store's bytes); the probabilities are then neither read, checked
 // nor handed out. Views point into `bytes`.
+// An allocator whose value-less construction leaves the memory as it is (default-initialisation), so that
+// vector::resize of a buffer that is overwritten right away does not write every byte twice.
+template <class T>
+struct DefaultInitAllocator : std::allocator<T> {
+    template <class U>
+    struct rebind {
+        using other = DefaultInitAllocator<U>;
+    };
+    using std::allocator<T>::allocator;
+    template <class U>
+    void construct(U * p) noexcept {
+        ::new (static_cast<void *>(p)) U;
+    }
+    template <class U, class... Args>
+    void construct(U * p, Args &&... args) {
+        ::new (static_cast<void *>(p)) U(std::forward<Args>(args)...);
+    }
+};
+
 struct RawShard {
     int n_moe = 0, n_expert = 0, top_k = 0;
     int64_t n_tok = 0;
@@ -176,7 +197,8 @@ struct RawShard {
     // [T, n_moe, K] p of the selected experts, set (f16 or f32) for a store "topk" trace only
     const uint16_t * topk_probs_f16 = nullptr;
     const float * topk_probs_f32 = nullptr;
-    std::vector<uint64_t> bytes;  // owns the data (8-byte aligned)
+    // owns the data (8-byte aligned); grown without zeroing (the file's bytes are read over it at once)
+    std::vector<uint64_t, DefaultInitAllocator<uint64_t>> bytes;
 };
 // reuse: a shard read before whose buffer is taken over (no new allocation, no page faults, when it is
 // large enough); it is left empty.

@@ -239,6 +239,7 @@ int main(int argc, char ** argv) {
     rs::TraceManifest mw = rs::read_manifest(trace);
     mw.shard_index_sha256.clear();
     mw.shard_xxh3_128.clear();
+    mw.shard_index_xxh3_128.clear();
     rs::write_manifest(whole, mw);
     double an_s[3] = {0, 0, 0}, ex_s[3] = {0, 0, 0};
     for (const int threads : {1, 2})

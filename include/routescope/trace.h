@@ -74,10 +74,11 @@ struct TraceManifest {
     // puts before probs and logits. Readers that need no probs (experts) read and verify that part alone.
     // Absent for shards written before it existed: those are read and verified whole.
     std::map<int64_t, std::string> shard_index_sha256;
-    // XXH3-128 of each shard file (file_io.h): what readers of a whole shard verify, at memory speed;
+    // XXH3-128 of each shard file and of its index part (file_io.h): what readers verify, at memory speed;
     // SHA-256 stays the shard's identity, checked on --resume and by trace merge. Absent for shards
-    // written before it existed: those are verified by their SHA-256, as before.
+    // written before they existed: those are verified by their SHA-256, as before.
     std::map<int64_t, std::string> shard_xxh3_128;
+    std::map<int64_t, std::string> shard_index_xxh3_128;
     nlohmann::json options = nlohmann::json::object();  // batch size, max tokens, threads, steering spec …
 };
 
@@ -128,9 +129,10 @@ void write_manifest(const std::string & dir, const TraceManifest & m);
 
 // What write_shard wrote: the SHA-256 of the whole shard file and of its index part (TraceManifest).
 struct ShardDigests {
-    std::string file;       // SHA-256 of the file
-    std::string index;      // SHA-256 of its index part
-    std::string file_xxh3;  // XXH3-128 of the file
+    std::string file;        // SHA-256 of the file
+    std::string index;       // SHA-256 of its index part
+    std::string file_xxh3;   // XXH3-128 of the file
+    std::string index_xxh3;  // XXH3-128 of its index part
 };
 // Writes one shard atomically and returns its digests. probs/logits are given in f32; probs are stored
 // as m.probs_dtype.

@@ -814,63 +814,72 @@ TEST(Analysis, CorruptShardByteIsRefusedByTheFastReader) {
 }
 
 // Issue 14: `experts` reads and verifies only a shard's index part (length, header, seq_*, tokens, topk),
-// which the writer puts before probs, so its bytes no longer scale with E. The digests are recomputed here
-// from the files (the prefix up to the end of topk, found in the header) and must equal what write_shard
-// returns; a flipped byte in probs is then refused by analyze but not seen by experts (same output), one in
-// topk is refused by both.
+// which the writer puts before probs, so its bytes no longer scale with E. The digests (SHA-256 in traces
+// written before XXH3-128, XXH3-128 now) are recomputed here from the files (the prefix up to the end of
+// topk, found in the header) and must equal what write_shard returns; a flipped byte in probs is then
+// refused by analyze but not seen by experts (same output), one in topk is refused by both.
 TEST(Analysis, ExpertsVerifiesOnlyTheIndexPartItReads) {
-    const auto dir = tmp("index_part");
-    const auto t = dir / "t";
-    write_synth_trace(t, parallel_seqs({"eng_Latn", "deu_Latn"}, 6), "abc", 3, 8, 2, 5, 0.0, "f16");
-    auto m = rs::read_manifest(t.string());
-    std::map<int64_t, std::pair<uint64_t, uint64_t>> topk_at, probs_at;  // file offsets [begin, end)
-    for (const int64_t k : rs::list_shards(t.string())) {
-        const std::string bytes = slurp(t / rs::shard_file_name(k));
-        uint64_t n = 0;
-        std::memcpy(&n, bytes.data(), 8);
-        const auto h = nlohmann::json::parse(bytes.substr(8, n));
-        const auto span = [&](const char * name) {
-            const auto off = h.at(name).at("data_offsets").get<std::vector<uint64_t>>();
-            return std::pair{8 + n + off[0], 8 + n + off[1]};
-        };
-        topk_at[k] = span("topk"), probs_at[k] = span("probs");
-        ASSERT_LE(topk_at[k].second, probs_at[k].first) << "the index part comes first";
-        m.shard_sha256[k] = rs::sha256_hex(bytes.data(), bytes.size());
-        m.shard_index_sha256[k] = rs::sha256_hex(bytes.data(), topk_at[k].second);
-    }
-    rs::write_manifest(t.string(), m);
-    {  // the writer's own digests are these
-        fs::create_directories(dir / "w");
-        const auto d = rs::write_shard((dir / "w").string(), 0, m, rs::read_shard(t.string(), m, 0));
-        EXPECT_EQ(d.file, m.shard_sha256[0]);
-        EXPECT_EQ(d.index, m.shard_index_sha256[0]);
-        EXPECT_NE(d.index, d.file);
-        const std::string bytes = slurp(t / rs::shard_file_name(0));
-        EXPECT_EQ(d.file_xxh3, rs::xxh3_128_hex(bytes.data(), bytes.size()));
-    }
-    const auto [opt, eo] = checksum_runs(dir, t);
-    ASSERT_NO_THROW(rs::run_analyze(opt));
-    ASSERT_NO_THROW(rs::run_experts(eo));
-    const std::string before = slurp(dir / "e.json");
-
-    const fs::path shard = t / rs::shard_file_name(1);
-    const auto refusal = [&](const std::function<void()> & run) {
-        try {
-            run();
-        } catch (const rs::Error & e) {
-            return std::string(e.what());
+    for (const bool by_xxh3 : {false, true}) {
+        SCOPED_TRACE(by_xxh3 ? "XXH3-128" : "SHA-256");
+        const auto dir = tmp(by_xxh3 ? "index_part_xxh3" : "index_part_sha");
+        const auto t = dir / "t";
+        write_synth_trace(t, parallel_seqs({"eng_Latn", "deu_Latn"}, 6), "abc", 3, 8, 2, 5, 0.0, "f16");
+        auto m = rs::read_manifest(t.string());
+        std::map<int64_t, std::pair<uint64_t, uint64_t>> topk_at, probs_at;  // file offsets [begin, end)
+        for (const int64_t k : rs::list_shards(t.string())) {
+            const std::string bytes = slurp(t / rs::shard_file_name(k));
+            uint64_t n = 0;
+            std::memcpy(&n, bytes.data(), 8);
+            const auto h = nlohmann::json::parse(bytes.substr(8, n));
+            const auto span = [&](const char * name) {
+                const auto off = h.at(name).at("data_offsets").get<std::vector<uint64_t>>();
+                return std::pair{8 + n + off[0], 8 + n + off[1]};
+            };
+            topk_at[k] = span("topk"), probs_at[k] = span("probs");
+            ASSERT_LE(topk_at[k].second, probs_at[k].first) << "the index part comes first";
+            if (by_xxh3) {
+                m.shard_xxh3_128[k] = rs::xxh3_128_hex(bytes.data(), bytes.size());
+                m.shard_index_xxh3_128[k] = rs::xxh3_128_hex(bytes.data(), topk_at[k].second);
+            } else {
+                m.shard_sha256[k] = rs::sha256_hex(bytes.data(), bytes.size());
+                m.shard_index_sha256[k] = rs::sha256_hex(bytes.data(), topk_at[k].second);
+            }
         }
-        return std::string();
-    };
-    const std::string mismatch = shard.string() + ": checksum does not match manifest.json";
-    flip_bit(shard, probs_at[1].first + 6);  // a low byte: still a probability, only the checksum can tell
-    EXPECT_EQ(refusal([&] { rs::run_analyze(opt); }).rfind(mismatch, 0), 0u);
-    fs::remove(dir / "e.json");
-    EXPECT_EQ(refusal([&] { rs::run_experts(eo); }), "");
-    EXPECT_EQ(slurp(dir / "e.json"), before);
+        rs::write_manifest(t.string(), m);
+        {  // the writer's own digests are these
+            fs::create_directories(dir / "w");
+            const auto d = rs::write_shard((dir / "w").string(), 0, m, rs::read_shard(t.string(), m, 0));
+            EXPECT_EQ(by_xxh3 ? d.file_xxh3 : d.file, by_xxh3 ? m.shard_xxh3_128[0] : m.shard_sha256[0]);
+            EXPECT_EQ(by_xxh3 ? d.index_xxh3 : d.index,
+                      by_xxh3 ? m.shard_index_xxh3_128[0] : m.shard_index_sha256[0]);
+            EXPECT_NE(d.index, d.file);
+            EXPECT_NE(d.index_xxh3, d.file_xxh3);
+        }
+        const auto [opt, eo] = checksum_runs(dir, t);
+        ASSERT_NO_THROW(rs::run_analyze(opt));
+        ASSERT_NO_THROW(rs::run_experts(eo));
+        const std::string before = slurp(dir / "e.json");
 
-    flip_bit(shard, topk_at[1].first + 2);  // an id's low bit: still in range
-    EXPECT_EQ(refusal([&] { rs::run_experts(eo); }).rfind(mismatch, 0), 0u);
+        const fs::path shard = t / rs::shard_file_name(1);
+        const auto refusal = [&](const std::function<void()> & run) {
+            try {
+                run();
+            } catch (const rs::Error & e) {
+                return std::string(e.what());
+            }
+            return std::string();
+        };
+        const std::string mismatch = shard.string() + ": checksum does not match manifest.json";
+        flip_bit(shard,
+                 probs_at[1].first + 6);  // a low byte: still a probability, only the checksum can tell
+        EXPECT_EQ(refusal([&] { rs::run_analyze(opt); }).rfind(mismatch, 0), 0u);
+        fs::remove(dir / "e.json");
+        EXPECT_EQ(refusal([&] { rs::run_experts(eo); }), "");
+        EXPECT_EQ(slurp(dir / "e.json"), before);
+
+        flip_bit(shard, topk_at[1].first + 2);  // an id's low bit: still in range
+        EXPECT_EQ(refusal([&] { rs::run_experts(eo); }).rfind(mismatch, 0), 0u);
+    }
 }
 
 }  // namespace

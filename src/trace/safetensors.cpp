@@ -61,7 +61,7 @@ StDigests st_write(const std::string & path, std::span<const StTensorView> tenso
         put(h.data(), h.size());
         for (size_t i = 0; i < tensors.size(); ++i) {
             put(tensors[i].data, tensors[i].nbytes);
-            if (i + 1 == n_prefix) digests.prefix = sha.hex_so_far();
+            if (i + 1 == n_prefix) digests.prefix = sha.hex_so_far(), digests.prefix_xxh3 = xxh3.hex();
         }
         f.flush();
         if (!f) {

@@ -28,12 +28,13 @@ size_t st_dtype_size(const std::string & dtype);  // throws rs::Error for an unk
 
 // The SHA-256 (hex) of a file st_write wrote, and of its first bytes up to the end of its first n_prefix
 // tensors (the length prefix, the header and those tensors' data; empty when n_prefix is 0): a reader of
-// those tensors alone verifies them without reading the rest. And the file's XXH3-128, which a reader of
-// the whole file verifies (file_io.h).
+// those tensors alone verifies them without reading the rest. And the XXH3-128 of both, which readers
+// verify (file_io.h).
 struct StDigests {
-    std::string file;       // SHA-256 of the file
-    std::string prefix;     // SHA-256 of its first n_prefix tensors (with the length and header)
-    std::string file_xxh3;  // XXH3-128 of the file
+    std::string file;         // SHA-256 of the file
+    std::string prefix;       // SHA-256 of its first n_prefix tensors (with the length and header)
+    std::string file_xxh3;    // XXH3-128 of the file
+    std::string prefix_xxh3;  // and of its first n_prefix tensors
 };
 
 // Writes the tensors in the given order to `path` via a temporary file + rename (atomic on POSIX).

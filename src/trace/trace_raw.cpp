@@ -115,6 +115,27 @@ uint64_t end_of_tensors(const nlohmann::json & header, uint64_t n_header, uint64
     return end;
 }
 
+// What verifies the bytes a reader reads, the fastest digest the manifest holds: without probs, that of the
+// index part alone where it holds one (the writer puts that part first), else that of the whole file;
+// XXH3-128 before SHA-256 (traces written before XXH3). No digest for a trace that records none.
+struct DigestToVerify {
+    const std::string * digest = nullptr;
+    bool xxh3 = false;
+    bool index_part = false;  // the digest covers the index part: only that part is read
+};
+DigestToVerify digest_to_verify(const TraceManifest & m, int64_t shard, bool with_probs) {
+    const auto find = [&](const std::map<int64_t, std::string> & d) -> const std::string * {
+        const auto it = d.find(shard);
+        return it == d.end() ? nullptr : &it->second;
+    };
+    if (!with_probs) {
+        if (const auto * d = find(m.shard_index_xxh3_128)) return {d, true, true};
+        if (const auto * d = find(m.shard_index_sha256)) return {d, false, true};
+    }
+    if (const auto * d = find(m.shard_xxh3_128)) return {d, true, false};
+    return {find(m.shard_sha256), false, false};
+}
+
 bool f32_probs_ok(const float * p, int64_t n) {
     int64_t n_bad = 0;  // the negated test also catches NaN
     for (int64_t i = 0; i < n; ++i) n_bad += !(p[i] >= 0.0f && p[i] <= 1.0f + 1e-3f);
@@ -155,18 +176,8 @@ RawShard read_shard_raw(const std::string & dir, const TraceManifest & m, int64_
     const bool topk_store = m.store == "topk";
     if (with_probs) want.push_back({"probs", pd});
     if (topk_store) want.push_back({"topk_probs", pd});  // small ([T, L, K]): always checked
-    // What is read and which digest verifies it: without probs, the index part alone where the manifest
-    // holds its digest (trace.h: the writer puts it first), else the whole file and its XXH3-128 or, in
-    // traces written before that, its SHA-256 (if any).
-    const auto index_digest = with_probs ? m.shard_index_sha256.end() : m.shard_index_sha256.find(shard);
-    const bool index_part = index_digest != m.shard_index_sha256.end();
-    const auto file_xxh3 = m.shard_xxh3_128.find(shard);
-    const bool by_xxh3 = !index_part && file_xxh3 != m.shard_xxh3_128.end();
-    const auto file_sha = m.shard_sha256.find(shard);
-    const std::string * digest = index_part                         ? &index_digest->second
-                                 : by_xxh3                          ? &file_xxh3->second
-                                 : file_sha != m.shard_sha256.end() ? &file_sha->second
-                                                                    : nullptr;
+    const DigestToVerify verify = digest_to_verify(m, shard, with_probs);
+    const bool index_part = verify.index_part;
     const nlohmann::json header0 = index_part || with_probs ? header_unverified(fd, n_header) : nullptr;
     const uint64_t n_read = index_part ? end_of_tensors(header0, n_header, file_size, want) : file_size;
     // The file goes to buffer offset `pad`, so that the data section (and with it every tensor routescope
@@ -192,9 +203,9 @@ RawShard read_shard_raw(const std::string & dir, const TraceManifest & m, int64_
     {
         std::optional<Sha256> sha;
         std::optional<Xxh3_128> xxh3;
-        if (by_xxh3)
+        if (verify.digest && verify.xxh3)
             xxh3.emplace();
-        else if (digest)
+        else if (verify.digest)
             sha.emplace();
         constexpr uint64_t kChunk = 1u << 20;
         for (uint64_t done = 0; done < n_read;) {
@@ -209,7 +220,8 @@ RawShard read_shard_raw(const std::string & dir, const TraceManifest & m, int64_
                 checked_to += n * elem;
             }
         }
-        if (digest && (xxh3 ? xxh3->hex() : sha->hex()) != *digest) throw shard_checksum_mismatch(path);
+        if (verify.digest && (xxh3 ? xxh3->hex() : sha->hex()) != *verify.digest)
+            throw shard_checksum_mismatch(path);
     }
     // From here on only the n_read bytes read exist: every view is checked to lie inside them.
     size_t data_start = 0;

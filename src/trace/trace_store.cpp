@@ -32,6 +32,7 @@ constexpr ShardDigestMap kShardDigestMaps[] = {
     {"shard_sha256", &TraceManifest::shard_sha256, "SHA-256", 64},
     {"shard_index_sha256", &TraceManifest::shard_index_sha256, "SHA-256", 64},
     {"shard_xxh3_128", &TraceManifest::shard_xxh3_128, "XXH3-128", 32},
+    {"shard_index_xxh3_128", &TraceManifest::shard_index_xxh3_128, "XXH3-128", 32},
 };
 
 }  // namespace
@@ -293,13 +294,14 @@ ShardDigests write_shard(const std::string & dir, int64_t shard, const TraceMani
         (fs::path(dir) / shard_file_name(shard)).string(), t,
         {{"format", "routescope-trace"}, {"version", std::to_string(kTraceVersion)}, {"seq_ids", ids.dump()}},
         n_index);
-    return {d.file, d.prefix, d.file_xxh3};
+    return {d.file, d.prefix, d.file_xxh3, d.prefix_xxh3};
 }
 
 void set_shard_digests(TraceManifest & m, int64_t shard, const ShardDigests & d) {
     m.shard_sha256[shard] = d.file;
     m.shard_index_sha256[shard] = d.index;
     m.shard_xxh3_128[shard] = d.file_xxh3;
+    m.shard_index_xxh3_128[shard] = d.index_xxh3;
 }
 
 std::vector<int64_t> list_shards(const std::string & dir) {

@@ -306,6 +306,8 @@ TEST(TraceHardening, ResumeVerifiesShardChecksumsAndCorpusHash) {
     EXPECT_EQ(rs::prepare_trace_dir(dir, again, true), std::vector<int64_t>{0});
     EXPECT_EQ(again.shard_index_sha256, m.shard_index_sha256);  // kept with the shard it describes
     EXPECT_EQ(again.shard_xxh3_128, m.shard_xxh3_128);
+    EXPECT_EQ(again.shard_index_xxh3_128.size(), 1u);
+    EXPECT_EQ(again.shard_index_xxh3_128, m.shard_index_xxh3_128);
     // an empty (or truncated) shard does not count as done and reading it names the checksum
     rs::write_manifest(dir, m);
     std::ofstream(dir / rs::shard_file_name(0), std::ios::trunc).close();

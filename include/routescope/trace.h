@@ -164,12 +164,6 @@ TraceShard read_shard(const std::string & dir, const TraceManifest & m, int64_t 
 TraceShard parse_shard(const std::string & path, std::vector<uint8_t> bytes, const TraceManifest & m,
                        int64_t shard);
 
-// A shard's stored bytes with typed views of its tensors, no conversion (analyze's and experts' fast path,
-// src/trace/trace_raw.cpp). The whole file is read (one sequential pass, hashed as it is read when the
-// manifest holds the shard's SHA-256, as read_shard verifies it). Without probs, a shard whose index-part
-// digest the manifest holds is read only up to the end of that part and verified against it (`experts`
-// reads the ids, a few percent of a full store's bytes); the probabilities are then neither read, checked
-// nor handed out. Views point into `bytes`.
 // An allocator whose value-less construction leaves the memory as it is (default-initialisation), so that
 // vector::resize of a buffer that is overwritten right away does not write every byte twice.
 template <class T>
@@ -189,6 +183,12 @@ struct DefaultInitAllocator : std::allocator<T> {
     }
 };
 
+// A shard's stored bytes with typed views of its tensors, no conversion (analyze's and experts' fast path,
+// src/trace/trace_raw.cpp). The whole file is read (one sequential pass, hashed as it is read when the
+// manifest holds a digest of the shard: its XXH3-128, else its SHA-256, as read_shard verifies it). Without
+// probs, a shard whose index-part digest the manifest holds is read only up to the end of that part and
+// verified against it (`experts` reads the ids, a few percent of a full store's bytes); the probabilities
+// are then neither read, checked nor handed out. Views point into `bytes`.
 struct RawShard {
     int n_moe = 0, n_expert = 0, top_k = 0;
     int64_t n_tok = 0;

@@ -14,8 +14,19 @@ namespace rs {
 // The error for a damaged shard: names the file, says to re-record it.
 Error corrupt_shard(const std::string & path, const std::string & what);
 
-// The error for a shard whose SHA-256 differs from the one manifest.json recorded when it was written.
+// The error for a shard whose digest differs from the one manifest.json recorded when it was written.
 Error shard_checksum_mismatch(const std::string & path);
+
+// What verifies the bytes a reader reads, the fastest digest the manifest holds: unless the whole file is
+// wanted, that of the index part alone where it holds one (the writer puts that part first), else that of
+// the whole file; XXH3-128 before SHA-256 (traces written before XXH3). No digest for a trace that records
+// none.
+struct DigestToVerify {
+    const std::string * digest = nullptr;
+    bool xxh3 = false;
+    bool index_part = false;  // the digest covers the index part: only that part is read
+};
+DigestToVerify digest_to_verify(const TraceManifest & m, int64_t shard, bool whole_file);
 
 // How many sequences shard `shard` of the manifest holds; throws for a shard beyond the manifest.
 int64_t shard_n_sequences(const std::string & path, const TraceManifest & m, int64_t shard);

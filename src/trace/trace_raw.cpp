@@ -115,27 +115,6 @@ uint64_t end_of_tensors(const nlohmann::json & header, uint64_t n_header, uint64
     return end;
 }
 
-// What verifies the bytes a reader reads, the fastest digest the manifest holds: without probs, that of the
-// index part alone where it holds one (the writer puts that part first), else that of the whole file;
-// XXH3-128 before SHA-256 (traces written before XXH3). No digest for a trace that records none.
-struct DigestToVerify {
-    const std::string * digest = nullptr;
-    bool xxh3 = false;
-    bool index_part = false;  // the digest covers the index part: only that part is read
-};
-DigestToVerify digest_to_verify(const TraceManifest & m, int64_t shard, bool with_probs) {
-    const auto find = [&](const std::map<int64_t, std::string> & d) -> const std::string * {
-        const auto it = d.find(shard);
-        return it == d.end() ? nullptr : &it->second;
-    };
-    if (!with_probs) {
-        if (const auto * d = find(m.shard_index_xxh3_128)) return {d, true, true};
-        if (const auto * d = find(m.shard_index_sha256)) return {d, false, true};
-    }
-    if (const auto * d = find(m.shard_xxh3_128)) return {d, true, false};
-    return {find(m.shard_sha256), false, false};
-}
-
 bool f32_probs_ok(const float * p, int64_t n) {
     int64_t n_bad = 0;  // the negated test also catches NaN
     for (int64_t i = 0; i < n; ++i) n_bad += !(p[i] >= 0.0f && p[i] <= 1.0f + 1e-3f);
@@ -176,7 +155,7 @@ RawShard read_shard_raw(const std::string & dir, const TraceManifest & m, int64_
     const bool topk_store = m.store == "topk";
     if (with_probs) want.push_back({"probs", pd});
     if (topk_store) want.push_back({"topk_probs", pd});  // small ([T, L, K]): always checked
-    const DigestToVerify verify = digest_to_verify(m, shard, with_probs);
+    const DigestToVerify verify = digest_to_verify(m, shard, /*whole_file=*/with_probs);
     const bool index_part = verify.index_part;
     const nlohmann::json header0 = index_part || with_probs ? header_unverified(fd, n_header) : nullptr;
     const uint64_t n_read = index_part ? end_of_tensors(header0, n_header, file_size, want) : file_size;

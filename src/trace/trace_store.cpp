@@ -418,12 +418,11 @@ int64_t trace_n_shards(const TraceManifest & m) {
 TraceShard read_shard(const std::string & dir, const TraceManifest & m, int64_t shard) {
     const std::string path = (fs::path(dir) / shard_file_name(shard)).string();
     std::string raw = read_file(path);
-    // the fast checksum where the manifest holds it, else the SHA-256 (traces written before it)
-    if (const auto x = m.shard_xxh3_128.find(shard); x != m.shard_xxh3_128.end()) {
-        if (xxh3_128_hex(raw.data(), raw.size()) != x->second) throw shard_checksum_mismatch(path);
-    } else if (const auto it = m.shard_sha256.find(shard);
-               it != m.shard_sha256.end() && sha256_hex(raw.data(), raw.size()) != it->second)
-        throw shard_checksum_mismatch(path);
+    if (const DigestToVerify v = digest_to_verify(m, shard, /*whole_file=*/true); v.digest) {
+        const std::string got =
+            v.xxh3 ? xxh3_128_hex(raw.data(), raw.size()) : sha256_hex(raw.data(), raw.size());
+        if (got != *v.digest) throw shard_checksum_mismatch(path);
+    }
     return parse_shard(path, std::vector<uint8_t>(raw.begin(), raw.end()), m, shard);
 }
 
@@ -432,6 +431,19 @@ Error shard_checksum_mismatch(const std::string & path) {
         fmt::format("{}: checksum does not match manifest.json (corrupt or replaced; "
                     "re-record it with `routescope trace --resume`)",
                     path));
+}
+
+DigestToVerify digest_to_verify(const TraceManifest & m, int64_t shard, bool whole_file) {
+    const auto find = [&](const std::map<int64_t, std::string> & d) -> const std::string * {
+        const auto it = d.find(shard);
+        return it == d.end() ? nullptr : &it->second;
+    };
+    if (!whole_file) {
+        if (const auto * d = find(m.shard_index_xxh3_128)) return {d, true, true};
+        if (const auto * d = find(m.shard_index_sha256)) return {d, false, true};
+    }
+    if (const auto * d = find(m.shard_xxh3_128)) return {d, true, false};
+    return {find(m.shard_sha256), false, false};
 }
 
 Error corrupt_shard(const std::string & path, const std::string & what) {

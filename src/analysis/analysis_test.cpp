@@ -112,6 +112,18 @@ std::string slurp(const fs::path & p) {
     return ss.str();
 }
 
+// Tensor `name`'s bytes [begin, end) in a safetensors file's contents, from its header (computed here from
+// the format, independently of the reader under test).
+std::pair<uint64_t, uint64_t> tensor_bytes(const std::string & file, const char * name) {
+    uint64_t n_header = 0;
+    std::memcpy(&n_header, file.data(), 8);
+    const auto off = nlohmann::json::parse(file.substr(8, n_header))
+                         .at(name)
+                         .at("data_offsets")
+                         .get<std::vector<uint64_t>>();
+    return {8 + n_header + off[0], 8 + n_header + off[1]};
+}
+
 fs::path tmp(const std::string & name) {
     const fs::path d = fs::path(testing::TempDir()) / ("rs_analysis_" + name);
     fs::remove_all(d);
@@ -449,20 +461,14 @@ TEST(Analysis, RawReaderRefusesABadProbabilityInAnyChunk) {
         m.probs_dtype = dtype;
         const auto dir = tmp("probs_in_chunks_" + dtype);
         fs::create_directories(dir);
-        // where probs begin in the file, and the values around the 1 MiB boundary
-        const auto write = [&](const rs::TraceShard & sh) {
+        const auto write = [&](const rs::TraceShard & sh) {  // with its digests in the manifest
             rs::set_shard_digests(m, 0, rs::write_shard(dir.string(), 0, m, sh));
             rs::write_manifest(dir.string(), m);
         };
         write(s);
-        const std::string bytes = slurp(dir / rs::shard_file_name(0));
-        uint64_t n_header = 0;
-        std::memcpy(&n_header, bytes.data(), 8);
-        const auto off = nlohmann::json::parse(bytes.substr(8, n_header))
-                             .at("probs")
-                             .at("data_offsets")
-                             .get<std::vector<uint64_t>>();
-        const uint64_t elem = dtype == "f16" ? 2 : 4, begin = 8 + n_header + off[0];
+        // where probs begin in the file, and the values around the 1 MiB boundary
+        const uint64_t elem = dtype == "f16" ? 2 : 4;
+        const uint64_t begin = tensor_bytes(slurp(dir / rs::shard_file_name(0)), "probs").first;
         const uint64_t at_boundary = ((1u << 20) - begin) / elem;  // the first value ending past 1 MiB
         const uint64_t n = s.probs.size();
         ASSERT_GT(begin + n * elem, 2u << 20);
@@ -828,14 +834,7 @@ TEST(Analysis, ExpertsVerifiesOnlyTheIndexPartItReads) {
         std::map<int64_t, std::pair<uint64_t, uint64_t>> topk_at, probs_at;  // file offsets [begin, end)
         for (const int64_t k : rs::list_shards(t.string())) {
             const std::string bytes = slurp(t / rs::shard_file_name(k));
-            uint64_t n = 0;
-            std::memcpy(&n, bytes.data(), 8);
-            const auto h = nlohmann::json::parse(bytes.substr(8, n));
-            const auto span = [&](const char * name) {
-                const auto off = h.at(name).at("data_offsets").get<std::vector<uint64_t>>();
-                return std::pair{8 + n + off[0], 8 + n + off[1]};
-            };
-            topk_at[k] = span("topk"), probs_at[k] = span("probs");
+            topk_at[k] = tensor_bytes(bytes, "topk"), probs_at[k] = tensor_bytes(bytes, "probs");
             ASSERT_LE(topk_at[k].second, probs_at[k].first) << "the index part comes first";
             if (by_xxh3) {
                 m.shard_xxh3_128[k] = rs::xxh3_128_hex(bytes.data(), bytes.size());

@@ -20,6 +20,16 @@ namespace fs = std::filesystem;
 
 namespace rs {
 
+namespace {
+
+std::string lower_hex(const unsigned char * b, size_t n) {
+    std::string out;
+    for (size_t i = 0; i < n; ++i) out += fmt::format("{:02x}", b[i]);
+    return out;
+}
+
+}  // namespace
+
 struct Sha256::Impl {
     EVP_MD_CTX * ctx = nullptr;
 };
@@ -41,9 +51,7 @@ std::string Sha256::hex() {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
     RS_ASSERT(EVP_DigestFinal_ex(impl_->ctx, md, &n) == 1);
-    std::string out;
-    for (unsigned int i = 0; i < n; ++i) out += fmt::format("{:02x}", md[i]);
-    return out;
+    return lower_hex(md, n);
 }
 
 std::string Sha256::hex_so_far() const {
@@ -78,9 +86,7 @@ void Xxh3_128::update(const void * data, size_t n) {
 std::string Xxh3_128::hex() const {
     XXH128_canonical_t c;
     XXH128_canonicalFromHash(&c, XXH3_128bits_digest(impl_->state));
-    std::string out;
-    for (const unsigned char b : c.digest) out += fmt::format("{:02x}", b);
-    return out;
+    return lower_hex(c.digest, sizeof c.digest);
 }
 
 std::string xxh3_128_hex(const void * data, size_t n) {

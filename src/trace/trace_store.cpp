@@ -367,8 +367,9 @@ std::vector<int64_t> prepare_trace_dir(const std::string & dir, TraceManifest & 
     remove_stale_temporaries(dir);
     // A shard counts as done only when its bytes match the checksum recorded when it was written. A shard
     // without one (the run was killed between the shard's rename and the manifest update, or an older
-    // trace) counts when it reads back as a valid shard; anything else is recorded again. The index-part
-    // digest is kept where the whole file's matched (the same bytes); a shard without one is read whole.
+    // trace) counts when it reads back as a valid shard; anything else is recorded again. The other digests
+    // (index part, XXH3-128) are kept where the SHA-256 matched (the same bytes); a shard without them is
+    // verified by its SHA-256 and read whole.
     clear_shard_digests(m);
     std::vector<int64_t> done;
     for (const int64_t k : list_shards(dir)) {

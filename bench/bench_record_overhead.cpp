@@ -7,12 +7,16 @@
 //
 // usage: bench_record_overhead [--layers 8] [--experts 32] [--top-k 4] [--embd 128] [--groups 40] [--reps 5]
 //                              [--threads 2] [--gpu-layers 0] [--wide]   (--wide: issue #11's model, embd
-//                              384, 64 experts, top-8)
+//                              384, 64 experts, top-8) [--model PATH]   (an existing GGUF instead of a
+//                              generated one, e.g. models/tiny-polyglot-moe.gguf: plain decoding of it is the
+//                              ceiling of any recorder built on llama.cpp, see bench_eager_vs_trace.sh)
+//                              [--langs eng_Latn,deu_Latn,zho_Hans,swh_Latn]   (FLoRes devtest languages)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -31,12 +35,24 @@ static double median(std::vector<double> v) {
 
 int main(int argc, char ** argv) {
     int layers = 8, experts = 32, top_k = 4, embd = 128, groups = 40, reps = 5, threads = 2, gpu_layers = 0;
+    std::string model;
+    std::vector<std::string> langs = {"eng_Latn", "deu_Latn", "zho_Hans", "swh_Latn"};
     for (int i = 1; i < argc; ++i)
         if (std::string(argv[i]) == "--wide") embd = 384, experts = 64, top_k = 8, layers = 8;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string a = argv[i];
         if (a == "--wide") {
             --i;
+            continue;
+        }
+        if (a == "--model") {
+            model = argv[i + 1];
+            continue;
+        }
+        if (a == "--langs") {
+            langs.clear();
+            std::stringstream list(argv[i + 1]);
+            for (std::string l; std::getline(list, l, ',');) langs.push_back(l);
             continue;
         }
         const int v = std::atoi(argv[i + 1]);
@@ -59,14 +75,16 @@ int main(int argc, char ** argv) {
     }
     const fs::path dir = fs::temp_directory_path() / "rs_bench_record";
     fs::create_directories(dir);
-    rs::MakeModelParams mp;
-    mp.arch = "olmoe";
-    mp.n_layer = layers, mp.n_expert = experts, mp.top_k = top_k, mp.n_embd = embd, mp.n_ff = embd;
-    const std::string model = (dir / "bench.gguf").string();
-    rs::make_model(mp, model);
+    const bool generated = model.empty();
+    if (generated) {
+        rs::MakeModelParams mp;
+        mp.arch = "olmoe";
+        mp.n_layer = layers, mp.n_expert = experts, mp.top_k = top_k, mp.n_embd = embd, mp.n_ff = embd;
+        model = (dir / "bench.gguf").string();
+        rs::make_model(mp, model);
+    }
 
     const std::string corpus = "flores:" + std::string(RS_SOURCE_DIR) + "/data/flores200/devtest";
-    const std::vector<std::string> langs = {"eng_Latn", "deu_Latn", "zho_Hans", "swh_Latn"};
     rs::EngineParams ep;
     ep.n_threads = threads;
     ep.n_gpu_layers = gpu_layers;
@@ -103,16 +121,19 @@ int main(int argc, char ** argv) {
         fs::remove_all(job.out);
         t_trace.push_back(timed([&] { rs::run_trace(job); }));
     }
+    const rs::ModelInfo & mi = tapped.info();
+    const int moe_layers = (int)mi.moe_layers.size();
     const double p = median(t_plain), g = median(t_whole), t = median(t_tap), w = median(t_trace);
     int64_t bytes = 0;
     for (const auto & e : fs::directory_iterator(job.out))
         if (e.path().extension() == ".safetensors") bytes += (int64_t)fs::file_size(e.path());
 
     std::printf(
-        "model: olmoe, %d layers (all MoE), %d experts, top-%d, embd %d; corpus: %zu FLoRes sequences, %lld "
-        "tokens; "
+        "model: %s (%s), %d layers (%d MoE), %d experts, top-%d; corpus: %zu FLoRes sequences, %lld tokens; "
         "%d threads, %d layers offloaded; medians of %d interleaved runs\n",
-        layers, experts, top_k, embd, toks.size(), (long long)n_tok, threads, gpu_layers, reps);
+        (generated ? "generated, embd " + std::to_string(embd) : fs::path(model).filename().string()).c_str(),
+        mi.arch.c_str(), mi.n_layer, moe_layers, mi.n_expert, mi.top_k, toks.size(), (long long)n_tok,
+        threads, gpu_layers, reps);
     std::printf("plain decoding       %9.0f tok/s\n", n_tok / p);
     std::printf("tap, whole graph     %9.0f tok/s   ratio %.3f (overhead %+.1f%%)\n", n_tok / g, p / g,
                 (g / p - 1) * 100);
@@ -126,7 +147,7 @@ int main(int argc, char ** argv) {
     std::printf(
         "trace size           %.1f bytes per token per MoE layer (f16 p: %d B + i16 top-k: %d B + shard "
         "metadata)\n",
-        (double)bytes / (double)n_tok / layers, 2 * experts, 2 * top_k);
+        (double)bytes / (double)n_tok / moe_layers, 2 * mi.n_expert, 2 * mi.top_k);
     fs::remove_all(dir);
     return 0;
 }

@@ -42,7 +42,8 @@ bench: build
 	$(BUILD)/bench/bench_rpc_overhead
 	$(BUILD)/bench/bench_analyze
 	ROUTESCOPE=$(BUILD)/src/cli/routescope bench/bench_finetune.sh
-	ROUTESCOPE=$(BUILD)/src/cli/routescope bench/bench_eager_vs_trace.sh
+	ROUTESCOPE=$(BUILD)/src/cli/routescope BENCH_RECORD_OVERHEAD=$(BUILD)/bench/bench_record_overhead \
+	  bench/bench_eager_vs_trace.sh
 
 # plain decode vs tap vs trace with every layer on a CUDA GPU (skips cleanly without one)
 bench-gpu:

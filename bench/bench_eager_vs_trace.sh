@@ -3,13 +3,16 @@
 # with hooks on the routers (bench/eager_recorder.py, Debian's python3-torch), forward only, padded
 # length-sorted batches and one sequence at a time; the same GGUF weights, the same token ids (read from
 # routescope's own trace), the same threads; interleaved repetitions in one run. Issue #11's target:
-# routescope ≥ 2× the padded length-sorted recorder.
+# routescope ≥ 2× the padded length-sorted recorder. Two more rows give the ceiling of any recorder built on
+# llama.cpp (bench_record_overhead --model, same corpus): llama.cpp's own forward pass without recording, in
+# the same batches, plain, and with the tap stopping after the last router as trace does.
 #
 #   bench/bench_eager_vs_trace.sh [REPS] [THREADS] [LIMIT]     (defaults 3, 2, 100 sentences per language)
 # Needs python3-torch (apt-get install python3-torch); says so and stops if it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RS=${ROUTESCOPE:-build/src/cli/routescope}
+BRO=${BENCH_RECORD_OVERHEAD:-build/bench/bench_record_overhead}
 REPS=${1:-3}
 THREADS=${2:-2}
 LIMIT=${3:-100}
@@ -45,20 +48,31 @@ for ((r = 1; r <= REPS; r++)); do
     echo "rep $r $mode: $j" >&2
   done
   echo "rep $r trace: $(cat "$W/trace.out")" >&2
+  "$BRO" --model "$MODEL" --langs "$LANGS" --groups "$LIMIT" --reps 1 --threads "$THREADS" >"$W/bro.out"
+  inner[plain]+="$(sed -n 's/^plain decoding *\([0-9]*\) tok.*/\1/p' "$W/bro.out") "
+  inner[forward]+="$(sed -n 's/^decoding + tap *\([0-9]*\) tok.*/\1/p' "$W/bro.out") "
+  echo "rep $r llama.cpp alone: $(cat "$W/bro.out")" >&2
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 printf "\n%s, %s threads, %s tokens, median of %s\n" "$(basename "$MODEL")" "$THREADS" "$tokens" "$REPS"
 printf "%-44s %14s %14s\n" "recorder" "tok/s (run)" "tok/s (wall)"
-for m in trace sorted single; do
+for m in trace sorted single plain forward; do
   case $m in
     trace) label="routescope trace" ;;
     sorted) label="PyTorch eager + hooks, padded sorted x32" ;;
     single) label="PyTorch eager + hooks, one sequence" ;;
+    plain) label="llama.cpp plain decoding, no recording" ;;
+    forward) label="llama.cpp forward + tap, to the last router" ;;
   esac
-  printf "%-44s %14.0f %14.0f\n" "$label" "$(echo "${inner[$m]}" | median)" "$(echo "${wall[$m]}" | median)"
+  w=""  # the llama.cpp rows are timed inside bench_record_overhead: no wall time of their own
+  [[ -n ${wall[$m]:-} ]] && w=$(printf %.0f "$(echo "${wall[$m]}" | median)")
+  printf "%-44s %14.0f %14s\n" "$label" "$(echo "${inner[$m]}" | median)" "$w"
 done
 for m in sorted single; do
   printf "routescope / %-6s: %.2f× (run), %.2f× (wall, start-up included)\n" "$m" \
     "$(echo "$(echo "${inner[trace]}" | median) / $(echo "${inner[$m]}" | median)" | bc -l)" \
     "$(echo "$(echo "${wall[trace]}" | median) / $(echo "${wall[$m]}" | median)" | bc -l)"
 done
+# the best any recorder on llama.cpp's CPU kernels could reach against the sorted peer
+printf "llama.cpp forward + tap / sorted: %.2f× (trace is this forward plus its shard writes: its ceiling)\n" \
+  "$(echo "$(echo "${inner[forward]}" | median) / $(echo "${inner[sorted]}" | median)" | bc -l)"

@@ -115,7 +115,7 @@ class Engine {
                                      const std::function<void(size_t, const Generation &)> & on_done = {});
 
     // Decodes only (same packing, every token an output, not recorded): the baseline of the overhead
-    // benchmark.
+    // benchmark. Like record(), returns when the backend has finished, so the two can be timed alike.
     void decode(std::span<const std::vector<int32_t>> seqs);
 
     int n_vocab() const;

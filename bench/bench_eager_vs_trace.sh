@@ -25,6 +25,14 @@ fi
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 now() { date +%s.%N; }
+fail() { echo "bench_eager_vs_trace: $*" >&2; exit 1; }
+# tok/s of one row of bench_record_overhead's output; a missing row stops the script instead of reading as 0
+bro_row() {
+  local v
+  v=$(sed -n "s/^$1 *\([0-9]*\) tok.*/\1/p" "$W/bro.out")
+  [[ -n $v ]] || fail "no '$1' row in bench_record_overhead's output"
+  echo "$v"
+}
 declare -A wall inner
 for ((r = 1; r <= REPS; r++)); do
   rm -rf "$W/t"
@@ -49,8 +57,11 @@ for ((r = 1; r <= REPS; r++)); do
   done
   echo "rep $r trace: $(cat "$W/trace.out")" >&2
   "$BRO" --model "$MODEL" --langs "$LANGS" --groups "$LIMIT" --reps 1 --threads "$THREADS" >"$W/bro.out"
-  inner[plain]+="$(sed -n 's/^plain decoding *\([0-9]*\) tok.*/\1/p' "$W/bro.out") "
-  inner[forward]+="$(sed -n 's/^decoding + tap *\([0-9]*\) tok.*/\1/p' "$W/bro.out") "
+  # the same corpus as trace's, or the rows would compare different work
+  [[ $(sed -n 's/.*FLoRes sequences, \([0-9]*\) tokens.*/\1/p' "$W/bro.out") == "$tokens" ]] ||
+    fail "bench_record_overhead decoded another corpus than trace recorded ($tokens tokens): $(head -1 "$W/bro.out")"
+  inner[plain]+="$(bro_row 'plain decoding') "
+  inner[forward]+="$(bro_row 'decoding + tap') "
   echo "rep $r llama.cpp alone: $(cat "$W/bro.out")" >&2
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
